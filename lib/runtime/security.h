@@ -1,0 +1,45 @@
+/* security.h - the privileges a sandbox keeps: capabilities, rlimits,
+ * no_new_privs and the seccomp filter.
+ *
+ * The seccomp policy is a table in security.c (data, not code). It is
+ * compiled once with libseccomp into a classic BPF program held by
+ * struct sk_seccomp; installing it in a child is a single prctl/seccomp
+ * call that allocates nothing. Every blocked call fails with EPERM so
+ * ordinary programs degrade gracefully; foreign architectures (the 32-bit
+ * int 0x80 entry, x32) get EPERM too. clone3 gets ENOSYS so libc falls
+ * back to clone, whose flags the filter can inspect (CLONE_NEWUSER denied).
+ */
+#ifndef SK_RUNTIME_SECURITY_H
+#define SK_RUNTIME_SECURITY_H
+
+#include <stdint.h>
+
+#include "base/error.h"
+
+struct sk_seccomp;
+
+/* sk_seccomp_compile - build the default policy into a BPF program. The
+ * caller frees with sk_seccomp_free. */
+int sk_seccomp_compile(struct sk_seccomp **out, struct sk_error *err);
+void sk_seccomp_free(struct sk_seccomp *sc);
+
+/* sk_seccomp_install - install the compiled filter on the calling thread.
+ * Requires no_new_privs (sk_privs_apply sets it). Allocates nothing; safe in
+ * a forked child. */
+int sk_seccomp_install(const struct sk_seccomp *sc, struct sk_error *err);
+
+/* sk_seccomp_blocked_names - NULL-terminated list of the syscall names the
+ * policy denies outright (for tests and docs). Static storage. */
+const char *const *sk_seccomp_blocked_names(void);
+
+/* The default capability set of a sandbox's processes (bit mask of CAP_*). */
+uint64_t sk_privs_default_caps(void);
+
+/* sk_privs_apply - in the child, as the last steps before seccomp: drop
+ * every capability outside `caps` from the bounding set, set effective,
+ * permitted and inheritable to `caps`, clear ambient caps, set rlimits
+ * (RLIMIT_NOFILE to `nofile`, RLIMIT_CORE to 0) and PR_SET_NO_NEW_PRIVS.
+ * Allocates nothing; safe in a forked child. */
+int sk_privs_apply(uint64_t caps, uint64_t nofile, struct sk_error *err);
+
+#endif

@@ -1,0 +1,150 @@
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+struct test {
+    const char *name;
+    sk_test_fn fn;
+    int timeout_s;
+};
+
+/* Registration runs from constructors before main; the table is the test
+ * program's own state, not the library's. */
+static struct test tests[512];
+static size_t n_tests;
+
+void sk_test_register(const char *name, sk_test_fn fn, int timeout_s)
+{
+    if (n_tests == sizeof(tests) / sizeof(tests[0])) {
+        fprintf(stderr, "harness: too many tests\n");
+        abort();
+    }
+    tests[n_tests++] = (struct test){name, fn, timeout_s};
+}
+
+void sk_test_fail(const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "    %s:%d: ", file, line);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    fflush(NULL);
+    _exit(1);
+}
+
+void sk_test_skip(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "    skip: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    fflush(NULL);
+    _exit(77);
+}
+
+static char bin_dir[PATH_MAX];
+
+const char *sk_test_bin_dir(void)
+{
+    return bin_dir;
+}
+
+static void init_bin_dir(const char *argv0)
+{
+    const char *env = getenv("SKIFF_BUILD_DIR");
+    if (env != NULL) {
+        snprintf(bin_dir, sizeof(bin_dir), "%s", env);
+        return;
+    }
+    /* Test binaries live in build/tests/; the tools in build/. */
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0) {
+        snprintf(bin_dir, sizeof(bin_dir), "%s", argv0);
+        return;
+    }
+    self[n] = '\0';
+    char *d = dirname(self);
+    snprintf(bin_dir, sizeof(bin_dir), "%s/..", d);
+}
+
+static bool selected(const char *name, int argc, char **argv)
+{
+    if (argc <= 1)
+        return true;
+    for (int i = 1; i < argc; i++)
+        if (strstr(name, argv[i]) != NULL)
+            return true;
+    return false;
+}
+
+static double elapsed_ms(const struct timespec *a)
+{
+    struct timespec b;
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    return (double)(b.tv_sec - a->tv_sec) * 1e3 + (double)(b.tv_nsec - a->tv_nsec) / 1e6;
+}
+
+int main(int argc, char **argv)
+{
+    int passed = 0, failed = 0, skipped = 0;
+    init_bin_dir(argv[0]);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (size_t i = 0; i < n_tests; i++) {
+        struct test *t = &tests[i];
+        if (!selected(t->name, argc, argv))
+            continue;
+        struct timespec start;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid < 0) {
+            perror("harness: fork");
+            return 2;
+        }
+        if (pid == 0) {
+            /* Own process group so a timeout kills everything the test started. */
+            setpgid(0, 0);
+            alarm((unsigned)t->timeout_s);
+            t->fn();
+            fflush(NULL);
+            _exit(0);
+        }
+        setpgid(pid, pid);
+        int status = 0;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+        kill(-pid, SIGKILL);
+        double ms = elapsed_ms(&start);
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+            printf("PASS %s (%.0f ms)\n", t->name, ms);
+            passed++;
+        } else if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+            printf("SKIP %s\n", t->name);
+            skipped++;
+        } else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM) {
+            printf("FAIL %s: timed out after %d s\n", t->name, t->timeout_s);
+            failed++;
+        } else if (WIFSIGNALED(status)) {
+            printf("FAIL %s: killed by signal %d (%s)\n", t->name, WTERMSIG(status), strsignal(WTERMSIG(status)));
+            failed++;
+        } else {
+            printf("FAIL %s (%.0f ms)\n", t->name, ms);
+            failed++;
+        }
+    }
+    printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
+    return failed ? 1 : 0;
+}
