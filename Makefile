@@ -14,7 +14,7 @@ FUZZ_SECONDS ?= 30
 
 CC ?= cc
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla \
-        -Wwrite-strings -Wno-format-nonliteral
+        -Wwrite-strings -Wno-format-nonliteral -Wno-format-truncation
 BASE_CFLAGS := -std=c17 -D_GNU_SOURCE -g -fPIE $(WARN) -Ilib -MMD -MP
 ifeq ($(SANITIZE),1)
   SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -25,7 +25,7 @@ else
 endif
 CFLAGS_ALL := $(BASE_CFLAGS) $(OPT) $(SAN) $(CFLAGS)
 LDFLAGS_ALL := -pie -Wl,-z,noexecstack -Wl,-z,relro,-z,now $(SAN) $(LDFLAGS)
-LIBS := -lseccomp
+LIBS := -lseccomp -lm
 
 # skiff-init is static and never sanitized: it runs as pid 1 inside sandboxes.
 AGENT_CFLAGS := $(BASE_CFLAGS) -O2 -D_FORTIFY_SOURCE=2 $(CFLAGS)
@@ -104,7 +104,13 @@ fuzz: $(FUZZ_BIN)
 	@mkdir -p $(BUILD)/fuzz/corpus
 	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz/corpus tests/fuzz/corpus
 
-bench: $(ALL_BINS)
+BENCH_SRCS := $(sort $(wildcard bench/*.c))
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
+$(BUILD)/bench/%: bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< -lm
+
+bench: $(ALL_BINS) $(BENCH_BINS)
 	@bench/run $(BUILD)
 
 run: $(ALL_BINS)

@@ -1,4 +1,3 @@
-#define _GNU_SOURCE
 #include "harness.h"
 
 #include <errno.h>
@@ -6,6 +5,8 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -68,7 +69,7 @@ static void init_bin_dir(const char *argv0)
         snprintf(bin_dir, sizeof(bin_dir), "%s", env);
         return;
     }
-    /* Test binaries live in build/tests/; the tools in build/. */
+    /* Test binaries live in build/tests/<suite>/; the tools in build/. */
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (n <= 0) {
@@ -77,7 +78,113 @@ static void init_bin_dir(const char *argv0)
     }
     self[n] = '\0';
     char *d = dirname(self);
-    snprintf(bin_dir, sizeof(bin_dir), "%s/..", d);
+    char rel[PATH_MAX + 8];
+    snprintf(rel, sizeof(rel), "%s/../..", d);
+    if (realpath(rel, bin_dir) == NULL)
+        snprintf(bin_dir, sizeof(bin_dir), "%s", rel);
+}
+
+static double elapsed_ms(const struct timespec *a)
+{
+    struct timespec b;
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    return (double)(b.tv_sec - a->tv_sec) * 1e3 + (double)(b.tv_nsec - a->tv_nsec) / 1e6;
+}
+
+static void append(char **buf, size_t *len, size_t *cap, const char *data, size_t n)
+{
+    if (*len + n + 1 > *cap) {
+        *cap = (*len + n + 1) * 2;
+        *buf = realloc(*buf, *cap);
+        if (*buf == NULL)
+            abort();
+    }
+    memcpy(*buf + *len, data, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+}
+
+int sk_test_run(const char *const argv[], const char *input, const char *const env[], int timeout_s,
+                struct sk_test_output *o)
+{
+    memset(o, 0, sizeof(*o));
+    int outp[2], errp[2], inp[2];
+    if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || pipe2(inp, O_CLOEXEC) < 0)
+        return -1;
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        dup2(inp[0], 0);
+        dup2(outp[1], 1);
+        dup2(errp[1], 2);
+        for (size_t i = 0; env && env[i]; i++)
+            putenv((char *)env[i]);
+        execv(argv[0], (char *const *)argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(outp[1]);
+    close(errp[1]);
+    close(inp[0]);
+    if (input != NULL) {
+        signal(SIGPIPE, SIG_IGN);
+        size_t n = strlen(input), off = 0;
+        while (off < n) {
+            ssize_t w = write(inp[1], input + off, n - off);
+            if (w <= 0)
+                break;
+            off += (size_t)w;
+        }
+    }
+    close(inp[1]);
+    size_t ocap = 0, ecap = 0;
+    append(&o->out, &o->out_len, &ocap, "", 0);
+    append(&o->err, &o->err_len, &ecap, "", 0);
+    struct pollfd p[2] = {{.fd = outp[0], .events = POLLIN}, {.fd = errp[0], .events = POLLIN}};
+    int open_fds = 2;
+    while (open_fds > 0) {
+        int left = timeout_s * 1000 - (int)elapsed_ms(&start);
+        if (left <= 0) {
+            kill(pid, SIGKILL);
+            break;
+        }
+        int n = poll(p, 2, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        for (int i = 0; i < 2; i++) {
+            if (p[i].fd < 0 || !p[i].revents)
+                continue;
+            char buf[65536];
+            ssize_t r = read(p[i].fd, buf, sizeof(buf));
+            if (r <= 0) {
+                close(p[i].fd);
+                p[i].fd = -1;
+                open_fds--;
+            } else if (i == 0) {
+                append(&o->out, &o->out_len, &ocap, buf, (size_t)r);
+            } else {
+                append(&o->err, &o->err_len, &ecap, buf, (size_t)r);
+            }
+        }
+    }
+    for (int i = 0; i < 2; i++)
+        if (p[i].fd >= 0)
+            close(p[i].fd);
+    while (waitpid(pid, &o->status, 0) < 0 && errno == EINTR)
+        ;
+    o->wall_ms = elapsed_ms(&start);
+    o->exit_code = WIFEXITED(o->status) ? WEXITSTATUS(o->status) : 128 + WTERMSIG(o->status);
+    return 0;
+}
+
+void sk_test_output_free(struct sk_test_output *o)
+{
+    free(o->out);
+    free(o->err);
+    memset(o, 0, sizeof(*o));
 }
 
 static bool selected(const char *name, int argc, char **argv)
@@ -88,13 +195,6 @@ static bool selected(const char *name, int argc, char **argv)
         if (strstr(name, argv[i]) != NULL)
             return true;
     return false;
-}
-
-static double elapsed_ms(const struct timespec *a)
-{
-    struct timespec b;
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    return (double)(b.tv_sec - a->tv_sec) * 1e3 + (double)(b.tv_nsec - a->tv_nsec) / 1e6;
 }
 
 int main(int argc, char **argv)

@@ -27,6 +27,24 @@ void sk_test_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2), nor
  * $SKIFF_BUILD_DIR or derived from the test executable's path. */
 const char *sk_test_bin_dir(void);
 
+/* sk_test_run - run argv (argv[0] is a path) with `input` on stdin (NULL:
+ * /dev/null), capture stdout and stderr, and wait at most timeout_s
+ * seconds (then SIGKILL). status is the waitpid status; exit_code is the
+ * exit status, or 128+signal. Extra environment entries ("K=V") may be
+ * given in env (NULL-terminated, may be NULL); they are added to ours. */
+struct sk_test_output {
+    char *out;
+    size_t out_len;
+    char *err;
+    size_t err_len;
+    int status;
+    int exit_code;
+    double wall_ms;
+};
+int sk_test_run(const char *const argv[], const char *input, const char *const env[], int timeout_s,
+                struct sk_test_output *o);
+void sk_test_output_free(struct sk_test_output *o);
+
 #define TEST_TIMEOUT(name, secs) \
     static void test_##name(void); \
     __attribute__((constructor)) static void register_##name(void) \

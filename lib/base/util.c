@@ -1,6 +1,7 @@
 #include "base/util.h"
 
 #include <fcntl.h>
+#include <ftw.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -234,5 +235,23 @@ int sk_random_hex(char *out, size_t nbytes, struct sk_error *err)
         out[2 * i + 1] = hex[raw[i] & 15];
     }
     out[2 * nbytes] = '\0';
+    return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    int r = flag == FTW_DP ? rmdir(path) : unlink(path);
+    return r < 0 && errno != ENOENT ? -1 : 0;
+}
+
+int sk_remove_tree(const char *path, struct sk_error *err)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : sk_error_set(err, errno, "stat '%s'", path);
+    if (nftw(path, remove_entry, 32, FTW_DEPTH | FTW_PHYS) < 0)
+        return sk_error_set(err, errno, "remove '%s'", path);
     return 0;
 }

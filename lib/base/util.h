@@ -85,6 +85,10 @@ int64_t sk_now_ns(void);
 /* sk_mkdir_p - create a directory and its parents with `mode` (existing ok). */
 int sk_mkdir_p(const char *path, mode_t mode, struct sk_error *err);
 
+/* sk_remove_tree - remove path and everything below it without following
+ * symlinks (like rm -rf). A missing path is not an error. */
+int sk_remove_tree(const char *path, struct sk_error *err);
+
 /* sk_random_hex - fill out with 2*nbytes hex chars from getrandom() plus NUL. */
 int sk_random_hex(char *out, size_t nbytes, struct sk_error *err);
 

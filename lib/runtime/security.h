@@ -29,7 +29,9 @@ void sk_seccomp_free(struct sk_seccomp *sc);
 int sk_seccomp_install(const struct sk_seccomp *sc, struct sk_error *err);
 
 /* sk_seccomp_blocked_names - NULL-terminated list of the syscall names the
- * policy denies outright (for tests and docs). Static storage. */
+ * policy denies outright (for tests and docs). Static storage. These fail
+ * with EPERM whatever their arguments; the calls filtered on an argument
+ * (clone, unshare, ioctl, personality) and clone3 (ENOSYS) are not listed. */
 const char *const *sk_seccomp_blocked_names(void);
 
 /* The default capability set of a sandbox's processes (bit mask of CAP_*). */
@@ -37,8 +39,10 @@ uint64_t sk_privs_default_caps(void);
 
 /* sk_privs_apply - in the child, as the last steps before seccomp: drop
  * every capability outside `caps` from the bounding set, set effective,
- * permitted and inheritable to `caps`, clear ambient caps, set rlimits
+ * permitted to `caps` and inheritable to none, clear ambient caps, set rlimits
  * (RLIMIT_NOFILE to `nofile`, RLIMIT_CORE to 0) and PR_SET_NO_NEW_PRIVS.
+ * `nofile` 0 leaves RLIMIT_NOFILE as it is; raising it above the current
+ * hard limit needs CAP_SYS_RESOURCE (EPERM otherwise).
  * Allocates nothing; safe in a forked child. */
 int sk_privs_apply(uint64_t caps, uint64_t nofile, struct sk_error *err);
 

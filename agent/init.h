@@ -1,0 +1,95 @@
+/* init.h - skiff-init's state and the pieces main.c, proc.c and files.c
+ * share. Everything runs on one thread in one epoll loop (main.c); request
+ * handlers run to completion and send their own replies.
+ */
+#ifndef SK_AGENT_INIT_H
+#define SK_AGENT_INIT_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "base/error.h"
+#include "proto/proto.h"
+
+#define SK_INIT_CTL_FD 3
+#define SK_INIT_PROCS_MAX 1024 /* tracked processes at once */
+#define SK_INIT_WRITES_MAX 64  /* open WRITE_BEGIN handles at once */
+#define SK_INIT_TREE_DEPTH_MAX 128 /* directory levels for recursive LIST/REMOVE */
+#define SK_INIT_LIST_ENTRIES_MAX 1000000
+#define SK_INIT_DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
+
+/* A process started by SPAWN, tracked until it is reaped. */
+struct sk_init_proc {
+    struct sk_init_proc *next;
+    uint32_t id;
+    pid_t pid;
+    int pty_fd;          /* our copy of the PTY master (for RESIZE), or -1 */
+    int64_t deadline_ns; /* CLOCK_MONOTONIC; 0 = no timeout */
+    bool timed_out;
+};
+
+/* An open WRITE_BEGIN: a temp file next to its target. */
+struct sk_init_write {
+    struct sk_init_write *next;
+    uint32_t handle;
+    int dir_fd; /* the target's directory, O_RDONLY|O_DIRECTORY */
+    int fd;     /* our copy of the temp file's fd (for fsync) */
+    char tmp_name[NAME_MAX + 1];
+    char name[NAME_MAX + 1];
+};
+
+struct sk_init {
+    int ctl_fd;  /* control socket to the host */
+    int root_fd; /* O_PATH dirfd every file operation resolves in */
+    int sig_fd;  /* signalfd for SIGCHLD */
+    int ep_fd;
+    bool host_gone; /* the control socket is closed or broken: shut down */
+    uint32_t next_proc_id;
+    uint32_t next_handle;
+    struct sk_init_proc *procs;
+    size_t n_procs;
+    struct sk_init_write *writes;
+    size_t n_writes;
+    uint8_t rx[SK_PROTO_MSG_MAX];
+    uint8_t tx[SK_PROTO_MSG_MAX];
+};
+
+/* main.c */
+/* sk_init_send - encode and send `msg` with fds (which stay open here). On a
+ * broken socket sets host_gone. */
+int sk_init_send(struct sk_init *init, const struct sk_proto_msg *msg, const int *fds, size_t nfds);
+/* sk_init_reply_ok - OK(handle) to request `id`, with one fd when fd >= 0. */
+int sk_init_reply_ok(struct sk_init *init, uint32_t id, uint32_t handle, int fd);
+/* sk_init_reply_error - ERROR(code, message) to request `id`. */
+int sk_init_reply_error(struct sk_init *init, uint32_t id, const struct sk_error *e);
+
+/* proc.c - each handler replies itself on success and returns < 0 with `err`
+ * set when main.c should reply ERROR. */
+int sk_init_spawn(struct sk_init *init, const struct sk_proto_msg *m, struct sk_error *err);
+int sk_init_signal(struct sk_init *init, const struct sk_proto_msg *m, struct sk_error *err);
+int sk_init_resize(struct sk_init *init, const struct sk_proto_msg *m, struct sk_error *err);
+/* sk_init_reap - reap every exited child; send EXIT for tracked ones. */
+void sk_init_reap(struct sk_init *init);
+/* sk_init_expire - SIGKILL processes whose timeout has passed. */
+void sk_init_expire(struct sk_init *init);
+/* sk_init_next_timeout_ms - epoll timeout until the next deadline, -1 = none. */
+int sk_init_next_timeout_ms(const struct sk_init *init);
+/* sk_init_kill_all - SIGKILL every tracked process group (shutdown). */
+void sk_init_kill_all(struct sk_init *init);
+
+/* files.c - same convention as proc.c. */
+int sk_init_stat(struct sk_init *init, const struct sk_proto_msg *m, struct sk_error *err);
+int sk_init_open_read(struct sk_init *init, const struct sk_proto_msg *m, struct sk_error *err);
+int sk_init_write_begin(struct sk_init *init, const struct sk_proto_msg *m, struct sk_error *err);
+int sk_init_write_commit(struct sk_init *init, const struct sk_proto_msg *m, struct sk_error *err);
+int sk_init_write_abort(struct sk_init *init, const struct sk_proto_msg *m, struct sk_error *err);
+int sk_init_list(struct sk_init *init, const struct sk_proto_msg *m, struct sk_error *err);
+int sk_init_mkdir(struct sk_init *init, const struct sk_proto_msg *m, struct sk_error *err);
+int sk_init_remove(struct sk_init *init, const struct sk_proto_msg *m, struct sk_error *err);
+int sk_init_rename(struct sk_init *init, const struct sk_proto_msg *m, struct sk_error *err);
+/* sk_init_writes_cleanup - remove every pending temp file (shutdown). */
+void sk_init_writes_cleanup(struct sk_init *init);
+
+#endif

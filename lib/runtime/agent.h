@@ -1,0 +1,187 @@
+/* agent.h - the host side of the skiff-init control protocol.
+ *
+ * A struct sk_agent owns one end of the SOCK_SEQPACKET control socket whose
+ * other end is fd 3 of a sandbox's skiff-init (docs/protocol.md). Requests
+ * are synchronous: each call sends one request and reads until the reply with
+ * the same request id, waiting at most the request timeout (30 s by default,
+ * see sk_agent_set_timeout). EXIT events that arrive meanwhile are queued and
+ * returned later by sk_agent_next_event.
+ *
+ * Nothing that comes back is trusted: skiff-init runs inside the sandbox and
+ * may be under the control of the code it runs. Every reply is length- and
+ * type-checked, file descriptors are counted and fstat'ed (an OPEN_READ fd
+ * must be a regular file, stdio fds must be pipes of the right direction),
+ * unexpected fds are closed, list entries with absolute or ".." paths are
+ * rejected and error messages are stripped of control characters. A broken
+ * reply fails the call with EPROTO; the connection stays usable.
+ *
+ * Errors reported by skiff-init keep its errno and message ("exec 'foo': No
+ * such file or directory", ENOENT). When skiff-init is gone every call fails
+ * with EPIPE; when it does not answer in time, with ETIMEDOUT.
+ *
+ * Not thread-safe: one owner at a time (the daemon's event loop).
+ */
+#ifndef SK_RUNTIME_AGENT_H
+#define SK_RUNTIME_AGENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "base/error.h"
+
+#define SK_AGENT_DEFAULT_TIMEOUT_MS 30000
+/* Upper bound of sk_agent_read_file with max_len 0 ("to the end"). */
+#define SK_AGENT_READ_FILE_MAX (1024LL * 1024 * 1024)
+/* Upper bound of entries one sk_agent_list call accepts. */
+#define SK_AGENT_LIST_MAX 1000000
+
+struct sk_agent;
+
+/* sk_agent_new - wrap the host end `fd` of the control socket (a connected
+ * AF_UNIX SOCK_SEQPACKET socket). Ownership of fd is taken even on failure.
+ * EINVAL when fd is not such a socket. Free with sk_agent_free. */
+int sk_agent_new(int fd, struct sk_agent **out, struct sk_error *err);
+
+/* sk_agent_free - close the socket (skiff-init then kills its processes and
+ * exits) and free queued events. NULL is a no-op. */
+void sk_agent_free(struct sk_agent *a);
+
+/* sk_agent_fd - the control socket, for the caller's epoll: when it is
+ * readable, call sk_agent_next_event with timeout 0. Owned by `a`. */
+int sk_agent_fd(const struct sk_agent *a);
+
+/* sk_agent_set_timeout - how long one request waits for its reply (and, for
+ * LIST, for each further chunk); <= 0 restores the default. */
+void sk_agent_set_timeout(struct sk_agent *a, int timeout_ms);
+
+/* sk_agent_hello - check that skiff-init speaks protocol version 1, waiting
+ * at most timeout_ms (< 0: the request timeout). *init_pid (may be NULL) gets
+ * skiff-init's pid as it sees itself (1 inside a pid namespace). EPROTO on a
+ * version mismatch. */
+int sk_agent_hello(struct sk_agent *a, int timeout_ms, pid_t *init_pid, struct sk_error *err);
+
+struct sk_agent_spawn {
+    const char *const *argv; /* NULL-terminated, argv[0] non-empty; searched in envp's PATH */
+    const char *const *envp; /* NULL-terminated; NULL = empty environment */
+    const char *cwd;         /* NULL or "" = "/" */
+    bool pty;                /* one PTY for stdin/stdout/stderr instead of pipes */
+    uint16_t rows, cols;     /* initial PTY size (0 = leave the kernel's default) */
+    bool want_stdin;         /* pipes only: a stdin pipe; otherwise stdin is /dev/null */
+    int64_t timeout_ms;      /* 0 = none; when it passes the process group is SIGKILLed */
+};
+
+struct sk_agent_proc {
+    uint32_t id; /* skiff-init's process id, for signal/resize/events */
+    pid_t pid;   /* pid inside the sandbox's pid namespace (informational) */
+    int stdin_fd, stdout_fd, stderr_fd, pty_fd; /* -1 where absent; caller owns fds */
+};
+
+/* sk_agent_spawn - start a process. On success the caller owns the fds in
+ * *out (close-on-exec, blocking): stdin_fd is the write end of the process's
+ * stdin pipe (close it to send EOF), stdout_fd/stderr_fd the read ends, or
+ * with s->pty only pty_fd, the PTY master. Its end is reported once as an
+ * event by sk_agent_next_event. Errors: skiff-init's (ENOENT "exec 'foo': No
+ * such file or directory", ENOENT "chdir '/x': ...", EAGAIN when too many
+ * processes run), EINVAL for a bad spec, E2BIG when argv+envp exceed one
+ * message (64 KiB). */
+int sk_agent_spawn(struct sk_agent *a, const struct sk_agent_spawn *s, struct sk_agent_proc *out,
+                   struct sk_error *err);
+
+/* sk_agent_signal - send signal `signo` (1..64) to the process itself (not
+ * its group). ESRCH when proc_id is unknown or has already been reported. */
+int sk_agent_signal(struct sk_agent *a, uint32_t proc_id, int signo, struct sk_error *err);
+
+/* sk_agent_resize - set the PTY size of a process spawned with pty (its
+ * foreground group gets SIGWINCH). ENOTTY when it has no PTY. */
+int sk_agent_resize(struct sk_agent *a, uint32_t proc_id, uint16_t rows, uint16_t cols, struct sk_error *err);
+
+struct sk_agent_event {
+    uint32_t proc_id;
+    int exit_code;    /* exit status, or 128 + signo when killed by a signal */
+    int signo;        /* the killing signal, 0 when it exited */
+    bool timed_out;   /* killed by skiff-init because its timeout passed */
+    bool core_dumped;
+};
+
+/* sk_agent_next_event - the next process end: 1 = *ev filled, 0 = none
+ * within timeout_ms (0 = do not wait, < 0 = wait forever), < 0 = error
+ * (-EPIPE when skiff-init is gone, -EPROTO for a malformed event). Replies
+ * to abandoned requests are dropped. A compromised skiff-init can invent
+ * events: match proc_id against processes you started. */
+int sk_agent_next_event(struct sk_agent *a, struct sk_agent_event *ev, int timeout_ms, struct sk_error *err);
+
+/* File operations. Paths are interpreted inside the sandbox's root: absolute
+ * or relative to it, "..", absolute and relative symlinks all stay inside
+ * (openat2 RESOLVE_IN_ROOT in skiff-init). Paths must be non-empty, at most
+ * 4096 bytes. */
+
+struct sk_file_stat {
+    char type; /* 'f' regular, 'd' directory, 'l' symlink, 'o' other */
+    uint32_t mode; /* permission bits (07777) */
+    uint64_t size;
+    int64_t mtime_ns; /* since the epoch */
+    uint32_t uid, gid; /* as seen inside the sandbox */
+};
+
+/* sk_agent_stat - stat `path`; with follow, a final symlink is followed
+ * (inside the root), otherwise the link itself is described. */
+int sk_agent_stat(struct sk_agent *a, const char *path, bool follow, struct sk_file_stat *st, struct sk_error *err);
+
+/* sk_agent_open_read - open a regular file for reading; the caller owns *fd
+ * (close-on-exec). EISDIR/EINVAL for a directory or another non-regular
+ * file; EPROTO when skiff-init passes anything but a readable regular file. */
+int sk_agent_open_read(struct sk_agent *a, const char *path, int *fd, struct sk_error *err);
+
+/* sk_agent_read_file - read up to max_len bytes from `offset` (0 = to the end
+ * of file, at most SK_AGENT_READ_FILE_MAX, EFBIG beyond). *data is
+ * NUL-terminated (the NUL is not counted in *len) and freed by the caller.
+ * Reading past the end gives 0 bytes. */
+int sk_agent_read_file(struct sk_agent *a, const char *path, uint64_t offset, uint64_t max_len, char **data,
+                       size_t *len, struct sk_error *err);
+
+/* sk_agent_write_begin - start an atomic write: skiff-init creates a temp
+ * file with `mode` (07777) next to `path` (whose directory must exist) and
+ * the caller gets a write fd to it (*fd, caller owns) and a *handle for
+ * commit or abort. */
+int sk_agent_write_begin(struct sk_agent *a, const char *path, uint32_t mode, int *fd, uint32_t *handle,
+                         struct sk_error *err);
+
+/* sk_agent_write_commit - fsync the temp file and rename it over the target.
+ * The handle is consumed even on failure (the temp file is then removed).
+ * Close your fd before or after; it does not matter. */
+int sk_agent_write_commit(struct sk_agent *a, uint32_t handle, struct sk_error *err);
+
+/* sk_agent_write_abort - remove the temp file and forget the handle. */
+int sk_agent_write_abort(struct sk_agent *a, uint32_t handle, struct sk_error *err);
+
+/* sk_agent_write_file - begin + write all of `data` + commit: the target is
+ * replaced atomically or left as it was. */
+int sk_agent_write_file(struct sk_agent *a, const char *path, const void *data, size_t len, uint32_t mode,
+                        struct sk_error *err);
+
+struct sk_file_entry {
+    char *path; /* relative to the listed directory ("a/b" when recursive) */
+    struct sk_file_stat st; /* of the entry itself (symlinks not followed) */
+};
+
+/* sk_agent_list - list a directory (recursive: the whole tree, not following
+ * symlinks) in directory order. *entries (may be NULL when *n is 0) is freed
+ * with sk_file_entries_free. E2BIG beyond SK_AGENT_LIST_MAX entries. */
+int sk_agent_list(struct sk_agent *a, const char *path, bool recursive, struct sk_file_entry **entries, size_t *n,
+                  struct sk_error *err);
+void sk_file_entries_free(struct sk_file_entry *e, size_t n);
+
+/* sk_agent_mkdir - create a directory with `mode` (exact, no umask); with
+ * parents, also missing parents and no error when it exists (mkdir -p). */
+int sk_agent_mkdir(struct sk_agent *a, const char *path, uint32_t mode, bool parents, struct sk_error *err);
+
+/* sk_agent_remove - remove a file, symlink (never its target) or empty
+ * directory; with recursive, a whole tree without following symlinks. */
+int sk_agent_remove(struct sk_agent *a, const char *path, bool recursive, struct sk_error *err);
+
+/* sk_agent_rename - rename(2) inside the root; replaces an existing target. */
+int sk_agent_rename(struct sk_agent *a, const char *from, const char *to, struct sk_error *err);
+
+#endif

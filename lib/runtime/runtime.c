@@ -1,0 +1,224 @@
+#include "runtime/runtime.h"
+
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+
+#include "base/log.h"
+#include "base/util.h"
+#include "runtime/cgroup.h"
+#include "runtime/security.h"
+
+struct sk_runtime {
+    char *state_dir;
+    char *locks_dir;
+    char *slots_dir;
+    int init_fd;
+    bool idmap;
+    struct sk_cgroup_system *cgroups;
+    struct sk_seccomp *seccomp;
+};
+
+static int find_init(const char *configured, int *out, struct sk_error *err)
+{
+    const char *env = getenv("SKIFF_INIT");
+    const char *path = configured ? configured : env;
+    if (path != NULL) {
+        int fd = open(path, O_PATH | O_CLOEXEC);
+        if (fd < 0)
+            return sk_error_set(err, errno, "skiff-init '%s'", path);
+        *out = fd;
+        return 0;
+    }
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n < 0)
+        return sk_error_set(err, errno, "readlink '/proc/self/exe'");
+    self[n] = '\0';
+    char *dir = dirname(self);
+    static const char *const rel[] = {"", "/..", "/../..", "/../../.."};
+    for (size_t i = 0; i < SK_ARRAY_SIZE(rel); i++) {
+        char cand[PATH_MAX];
+        snprintf(cand, sizeof(cand), "%s%s/skiff-init", dir, rel[i]);
+        int fd = open(cand, O_PATH | O_CLOEXEC);
+        if (fd >= 0) {
+            *out = fd;
+            return 0;
+        }
+    }
+    int fd = open("/usr/libexec/skiff/skiff-init", O_PATH | O_CLOEXEC);
+    if (fd >= 0) {
+        *out = fd;
+        return 0;
+    }
+    return sk_error_setv(err, ENOENT, "skiff-init not found next to '%s'; set SKIFF_INIT to its path", self);
+}
+
+int sk_runtime_new(const struct sk_runtime_config *cfg, struct sk_runtime **out, struct sk_error *err)
+{
+    struct sk_runtime_config empty = {0};
+    if (cfg == NULL)
+        cfg = &empty;
+    if (geteuid() != 0)
+        return sk_error_setv(err, EPERM, "skiff's sandbox runtime must run as root (it creates namespaces, "
+                                         "cgroups and mounts for unprivileged sandboxes)");
+    struct sk_runtime *rt = xcalloc(1, sizeof(*rt));
+    rt->init_fd = -1;
+    const char *state = cfg->state_dir ? cfg->state_dir : getenv("SKIFF_STATE_DIR");
+    rt->state_dir = xstrdup(state && *state ? state : "/var/lib/skiff");
+    /* Paths below the state dir are built into fixed buffers for the
+     * allocation-free setup children; keep them comfortably short. */
+    if (rt->state_dir[0] != '/' || strlen(rt->state_dir) > 512) {
+        int r = sk_error_setv(err, EINVAL, "state dir '%s' must be an absolute path of at most 512 bytes",
+                              rt->state_dir);
+        sk_runtime_free(rt);
+        return r;
+    }
+    rt->locks_dir = xasprintf("%s/locks", rt->state_dir);
+    rt->slots_dir = xasprintf("%s/slots", rt->state_dir);
+    _cleanup_free_ char *mnt = xasprintf("%s/mnt", rt->state_dir);
+    int ret;
+    if ((ret = sk_mkdir_p(rt->state_dir, 0700, err)) < 0 || (ret = sk_mkdir_p(rt->locks_dir, 0700, err)) < 0 ||
+        (ret = sk_mkdir_p(rt->slots_dir, 0700, err)) < 0 || (ret = sk_mkdir_p(mnt, 0700, err)) < 0)
+        goto fail;
+    const char *idmap_env = getenv("SKIFF_IDMAP");
+    rt->idmap = !(cfg->allow_no_idmap || (idmap_env && strcmp(idmap_env, "off") == 0));
+    if (!rt->idmap)
+        sk_log_warn("idmapped mounts disabled (SKIFF_IDMAP=off): image files appear owned by 'nobody' "
+                    "inside sandboxes; sandbox root still maps to an unprivileged host uid");
+    if ((ret = find_init(cfg->init_path, &rt->init_fd, err)) < 0)
+        goto fail;
+    if ((ret = sk_cgroup_system_detect(cfg->cgroup_parent ? cfg->cgroup_parent : "skiff", &rt->cgroups, err)) < 0)
+        goto fail;
+    if ((ret = sk_seccomp_compile(&rt->seccomp, err)) < 0)
+        goto fail;
+    ret = sk_runtime_cleanup_stale(rt, err);
+    if (ret < 0)
+        goto fail;
+    if (ret > 0)
+        sk_log_warn("cleaned up %d sandbox(es) left behind by a crashed owner", ret);
+    *out = rt;
+    return 0;
+fail:
+    sk_runtime_free(rt);
+    return ret;
+}
+
+void sk_runtime_free(struct sk_runtime *rt)
+{
+    if (rt == NULL)
+        return;
+    sk_close(&rt->init_fd);
+    sk_seccomp_free(rt->seccomp);
+    sk_cgroup_system_free(rt->cgroups);
+    free(rt->state_dir);
+    free(rt->locks_dir);
+    free(rt->slots_dir);
+    free(rt);
+}
+
+const char *sk_runtime_state_dir(const struct sk_runtime *rt)
+{
+    return rt->state_dir;
+}
+
+struct sk_cgroup_system *sk_runtime_cgroups(struct sk_runtime *rt)
+{
+    return rt->cgroups;
+}
+
+const struct sk_seccomp *sk_runtime_seccomp(const struct sk_runtime *rt)
+{
+    return rt->seccomp;
+}
+
+int sk_runtime_init_fd(const struct sk_runtime *rt)
+{
+    return rt->init_fd;
+}
+
+bool sk_runtime_idmap(const struct sk_runtime *rt)
+{
+    return rt->idmap;
+}
+
+/* A sandbox is alive while some process holds the flock on its lock file. */
+static bool sandbox_owner_alive(const char *name, void *opaque)
+{
+    struct sk_runtime *rt = opaque;
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s.lock", rt->locks_dir, name);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool alive = flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+    if (!alive)
+        unlink(path);
+    close(fd);
+    return alive;
+}
+
+int sk_runtime_cleanup_stale(struct sk_runtime *rt, struct sk_error *err)
+{
+    return sk_cgroup_cleanup_stale(rt->cgroups, "sb-", sandbox_owner_alive, rt, err);
+}
+
+int sk_runtime_acquire_range(struct sk_runtime *rt, struct sk_idrange *r, struct sk_error *err)
+{
+    uint32_t start = 0;
+    if (getrandom(&start, sizeof(start), GRND_NONBLOCK) < 0)
+        start = (uint32_t)getpid();
+    for (uint32_t i = 0; i < SK_UID_SLOTS; i++) {
+        uint32_t slot = (start + i) % SK_UID_SLOTS;
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/%u.lock", rt->slots_dir, slot);
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0)
+            return sk_error_set(err, errno, "open '%s'", path);
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            r->lock_fd = fd;
+            r->slot = slot;
+            r->host_uid = SK_UID_BASE + slot * SK_UID_RANGE;
+            r->host_gid = r->host_uid;
+            return 0;
+        }
+        close(fd);
+    }
+    return sk_error_setv(err, EAGAIN, "all %u uid ranges are in use", SK_UID_SLOTS);
+}
+
+void sk_runtime_release_range(struct sk_runtime *rt, struct sk_idrange *r)
+{
+    (void)rt;
+    sk_close(&r->lock_fd);
+}
+
+int sk_runtime_lock_sandbox(struct sk_runtime *rt, const char *id, struct sk_error *err)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s.lock", rt->locks_dir, id);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return sk_error_set(err, errno, "open '%s'", path);
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        close(fd);
+        return sk_error_set(err, e, "lock '%s'", path);
+    }
+    return fd;
+}
+
+void sk_runtime_unlock_sandbox(struct sk_runtime *rt, const char *id, int *fd)
+{
+    if (*fd < 0)
+        return;
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s.lock", rt->locks_dir, id);
+    unlink(path);
+    sk_close(fd);
+}

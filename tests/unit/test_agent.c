@@ -1,0 +1,1089 @@
+/* test_agent.c - the real build/skiff-init, outside any sandbox, driven
+ * through lib/runtime/agent: processes (stdio, exit codes, exec errors,
+ * PTY, signals, timeouts, reaping), file operations confined to the root
+ * ($SKIFF_INIT_ROOT, a fresh temp dir), malformed requests, and the host
+ * side's distrust of bad replies (a fake skiff-init). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/util.h"
+#include "harness.h"
+#include "proto/channel.h"
+#include "proto/proto.h"
+#include "runtime/agent.h"
+
+static const char *const test_env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "LC_ALL=C", NULL};
+
+struct fx {
+    pid_t init_pid;
+    struct sk_agent *a;
+    char root[64];
+};
+
+static void fx_start(struct fx *f)
+{
+    struct sk_error err = {0};
+    char bin[PATH_MAX];
+    snprintf(bin, sizeof(bin), "%s/skiff-init", sk_test_bin_dir());
+    if (access(bin, X_OK) != 0)
+        FAIL("'%s' is missing: build it first", bin);
+    snprintf(f->root, sizeof(f->root), "/tmp/skiff-agent-root-XXXXXX");
+    ASSERT_TRUE(mkdtemp(f->root) != NULL);
+    int sv[2];
+    ASSERT_EQ_INT(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    f->init_pid = fork();
+    ASSERT_GE_INT(f->init_pid, 0);
+    if (f->init_pid == 0) {
+        if (sv[1] == 3)
+            fcntl(3, F_SETFD, 0);
+        else if (dup2(sv[1], 3) < 0)
+            _exit(126);
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, 0);
+        setenv("SKIFF_INIT_ROOT", f->root, 1);
+        execl(bin, "skiff-init", (char *)NULL);
+        _exit(127);
+    }
+    close(sv[1]);
+    ASSERT_OK(sk_agent_new(sv[0], &f->a, &err));
+    pid_t pid = 0;
+    ASSERT_OK(sk_agent_hello(f->a, 5000, &pid, &err));
+    ASSERT_EQ_INT(pid, f->init_pid);
+}
+
+/* fx_stop - close the socket: skiff-init must exit 0 promptly. */
+static void fx_stop(struct fx *f)
+{
+    sk_agent_free(f->a);
+    f->a = NULL;
+    int status = 0;
+    for (int i = 0; i < 300; i++) {
+        pid_t r = waitpid(f->init_pid, &status, WNOHANG);
+        if (r == f->init_pid)
+            break;
+        if (i == 299)
+            FAIL("skiff-init did not exit after the socket closed");
+        usleep(10000);
+    }
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_EQ_INT(WEXITSTATUS(status), 0);
+    struct sk_error err = {0};
+    ASSERT_OK(sk_remove_tree(f->root, &err));
+}
+
+/* read_until_eof - everything from fd until EOF (or EIO for a pty), at
+ * most 5 s. The result is NUL-terminated static storage. */
+static const char *read_until_eof(int fd)
+{
+    static char out[65536];
+    size_t n = 0;
+    int64_t deadline = sk_now_ns() + 5000000000LL;
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int ms = (int)((deadline - sk_now_ns()) / 1000000);
+        if (ms <= 0)
+            FAIL("no EOF within 5 s; got \"%.*s\"", (int)n, out);
+        if (poll(&p, 1, ms) <= 0)
+            continue;
+        ssize_t r = read(fd, out + n, sizeof(out) - 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    out[n] = '\0';
+    return out;
+}
+
+/* read_until - read fd until the output so far contains `needle`. */
+static const char *read_until(int fd, const char *needle, char *out, size_t cap)
+{
+    size_t n = strlen(out);
+    int64_t deadline = sk_now_ns() + 5000000000LL;
+    while (strstr(out, needle) == NULL) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int ms = (int)((deadline - sk_now_ns()) / 1000000);
+        if (ms <= 0)
+            FAIL("\"%s\" not seen within 5 s; got \"%s\"", needle, out);
+        if (poll(&p, 1, ms) <= 0)
+            continue;
+        ssize_t r = read(fd, out + n, cap - 1 - n);
+        if (r <= 0)
+            FAIL("EOF before \"%s\"; got \"%s\"", needle, out);
+        n += (size_t)r;
+        out[n] = '\0';
+    }
+    return out;
+}
+
+static void wait_event(struct fx *f, struct sk_agent_event *ev, int timeout_ms)
+{
+    struct sk_error err = {0};
+    int r = sk_agent_next_event(f->a, ev, timeout_ms, &err);
+    if (r != 1)
+        FAIL("no exit event within %d ms (%d: %s)", timeout_ms, r, err.msg);
+}
+
+static void close_proc(struct sk_agent_proc *p)
+{
+    sk_close(&p->stdin_fd);
+    sk_close(&p->stdout_fd);
+    sk_close(&p->stderr_fd);
+    sk_close(&p->pty_fd);
+}
+
+static void spawn_argv(struct fx *f, const char *const *argv, struct sk_agent_proc *p)
+{
+    struct sk_error err = {0};
+    struct sk_agent_spawn s = {.argv = argv, .envp = test_env};
+    ASSERT_OK(sk_agent_spawn(f->a, &s, p, &err));
+}
+
+/* ---- processes ---- */
+
+TEST_TIMEOUT(hello_reports_the_init_pid, 20)
+{
+    struct fx f;
+    fx_start(&f);
+    struct sk_error err = {0};
+    pid_t pid = 0;
+    ASSERT_OK(sk_agent_hello(f.a, -1, &pid, &err));
+    ASSERT_EQ_INT(pid, f.init_pid);
+    fx_stop(&f);
+}
+
+TEST_TIMEOUT(spawn_echo_output_and_exit_event, 20)
+{
+    struct fx f;
+    fx_start(&f);
+    struct sk_agent_proc p;
+    spawn_argv(&f, (const char *const[]){"echo", "hi", NULL}, &p);
+    ASSERT_GT_INT(p.id, 0);
+    ASSERT_GT_INT(p.pid, 0);
+    ASSERT_EQ_INT(p.stdin_fd, -1);
+    ASSERT_EQ_INT(p.pty_fd, -1);
+    ASSERT_TRUE(fcntl(p.stdout_fd, F_GETFD) & FD_CLOEXEC);
+    ASSERT_EQ_STR(read_until_eof(p.stdout_fd), "hi\n");
+    ASSERT_EQ_STR(read_until_eof(p.stderr_fd), "");
+    struct sk_agent_event ev;
+    wait_event(&f, &ev, 5000);
+    ASSERT_EQ_INT(ev.proc_id, p.id);
+    ASSERT_EQ_INT(ev.exit_code, 0);
+    ASSERT_EQ_INT(ev.signo, 0);
+    ASSERT_FALSE(ev.timed_out);
+    close_proc(&p);
+    fx_stop(&f);
+}
+
+TEST_TIMEOUT(stderr_is_separate_from_stdout, 20)
+{
+    struct fx f;
+    fx_start(&f);
+    struct sk_agent_proc p;
+    spawn_argv(&f, (const char *const[]){"sh", "-c", "echo out; echo err >&2", NULL}, &p);
+    ASSERT_EQ_STR(read_until_eof(p.stdout_fd), "out\n");
+    ASSERT_EQ_STR(read_until_eof(p.stderr_fd), "err\n");
+    close_proc(&p);
+    fx_stop(&f);
+}
+
+TEST_TIMEOUT(exit_code_is_reported, 20)
+{
+    struct fx f;
+    fx_start(&f);
+    struct sk_agent_proc p;
+    spawn_argv(&f, (const char *const[]){"sh", "-c", "exit 3", NULL}, &p);
+    struct sk_agent_event ev;
+    wait_event(&f, &ev, 5000);
+    ASSERT_EQ_INT(ev.proc_id, p.id);
+    ASSERT_EQ_INT(ev.exit_code, 3);
+    ASSERT_EQ_INT(ev.signo, 0);
+    close_proc(&p);
+    fx_stop(&f);
+}
+
+TEST_TIMEOUT(exec_failures_come_back_as_errors, 20)
+{
+    struct fx f;
+    fx_start(&f);
+    struct sk_error err = {0};
+    struct sk_agent_proc p;
+    struct sk_agent_spawn s = {.argv = (const char *const[]){"skiff-no-such-command", NULL}, .envp = test_env};
+    ASSERT_LT_INT(sk_agent_spawn(f.a, &s, &p, &err), 0);
+    ASSERT_EQ_INT(err.code, ENOENT);
+    ASSERT_EQ_STR(err.msg, "exec 'skiff-no-such-command': No such file or directory");
+    ASSERT_EQ_INT(p.stdout_fd, -1);
+
+    s.argv = (const char *const[]){"/nonexistent/skiff-bin", NULL};
+    ASSERT_LT_INT(sk_agent_spawn(f.a, &s, &p, &err), 0);
+    ASSERT_EQ_INT(err.code, ENOENT);
+    ASSERT_CONTAINS(err.msg, "exec '/nonexistent/skiff-bin'");
+
+    char noexec[PATH_MAX];
+    snprintf(noexec, sizeof(noexec), "%s/not-executable", f.root);
+    int fd = open(noexec, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+    ASSERT_GE_INT(fd, 0);
+    close(fd);
+    s.argv = (const char *const[]){noexec, NULL};
+    ASSERT_LT_INT(sk_agent_spawn(f.a, &s, &p, &err), 0);
+    ASSERT_EQ_INT(err.code, EACCES);
+
+    s.argv = (const char *const[]){"true", NULL};
+    s.cwd = "/nonexistent-skiff-dir";
+    ASSERT_LT_INT(sk_agent_spawn(f.a, &s, &p, &err), 0);
+    ASSERT_EQ_INT(err.code, ENOENT);
+    ASSERT_CONTAINS(err.msg, "chdir '/nonexistent-skiff-dir'");
+
+    s.argv = (const char *const[]){"", NULL};
+    ASSERT_EQ_INT(sk_agent_spawn(f.a, &s, &p, &err), -EINVAL);
+
+    /* None of these became a process that exits later. */
+    struct sk_agent_event ev;
+    ASSERT_EQ_INT(sk_agent_next_event(f.a, &ev, 200, &err), 0);
+    fx_stop(&f);
+}
+
+TEST_TIMEOUT(path_search_uses_the_spawned_environment, 20)
+{
+    struct fx f;
+    fx_start(&f);
+    /* A command found only through envp's PATH. */
+    char dir[PATH_MAX], script[PATH_MAX + 32], pathvar[PATH_MAX + 16];
+    snprintf(dir, sizeof(dir), "%s-bin", f.root);
+    ASSERT_EQ_INT(mkdir(dir, 0755), 0);
+    snprintf(script, sizeof(script), "%s/skiff-hello", dir);
+    FILE *fp = fopen(script, "w");
+    ASSERT_TRUE(fp != NULL);
+    fputs("#!/bin/sh\necho \"from path $1\"\n", fp);
+    fclose(fp);
+    ASSERT_EQ_INT(chmod(script, 0755), 0);
+    snprintf(pathvar, sizeof(pathvar), "PATH=/nonexistent:%s:/bin", dir);
+    const char *env[] = {pathvar, NULL};
+    struct sk_error err = {0};
+    struct sk_agent_proc p;
+    struct sk_agent_spawn s = {.argv = (const char *const[]){"skiff-hello", "x", NULL}, .envp = env};
+    ASSERT_OK(sk_agent_spawn(f.a, &s, &p, &err));
+    ASSERT_EQ_STR(read_until_eof(p.stdout_fd), "from path x\n");
+    close_proc(&p);
+
+    /* Without PATH in envp the default applies; the environment is exactly envp. */
+    const char *env2[] = {"ONLY=1", NULL};
+    s = (struct sk_agent_spawn){.argv = (const char *const[]){"env", NULL}, .envp = env2};
+    ASSERT_OK(sk_agent_spawn(f.a, &s, &p, &err));
+    ASSERT_EQ_STR(read_until_eof(p.stdout_fd), "ONLY=1\n");
+    close_proc(&p);
+    ASSERT_OK(sk_remove_tree(dir, &err));
+    fx_stop(&f);
+}
+
+TEST_TIMEOUT(stdin_round_trip_through_cat, 20)
+{
+    struct fx f;
+    fx_start(&f);
+    struct sk_error err = {0};
+    struct sk_agent_proc p;
+    struct sk_agent_spawn s = {.argv = (const char *const[]){"cat", NULL}, .envp = test_env, .want_stdin = true};
+    ASSERT_OK(sk_agent_spawn(f.a, &s, &p, &err));
+    ASSERT_GE_INT(p.stdin_fd, 0);
+    ASSERT_EQ_INT(write(p.stdin_fd, "hello\nworld", 11), 11);
+    sk_close(&p.stdin_fd); /* EOF */
+    ASSERT_EQ_STR(read_until_eof(p.stdout_fd), "hello\nworld");
+    struct sk_agent_event ev;
+    wait_event(&f, &ev, 5000);
+    ASSERT_EQ_INT(ev.exit_code, 0);
+    close_proc(&p);
+
+    /* Without want_stdin, stdin is empty (/dev/null): cat ends at once. */
+    s.want_stdin = false;
+    ASSERT_OK(sk_agent_spawn(f.a, &s, &p, &err));
+    ASSERT_EQ_INT(p.stdin_fd, -1);
+    ASSERT_EQ_STR(read_until_eof(p.stdout_fd), "");
+    wait_event(&f, &ev, 5000);
+    ASSERT_EQ_INT(ev.exit_code, 0);
+    close_proc(&p);
+    fx_stop(&f);
+}
+
+TEST_TIMEOUT(pty_is_a_terminal_and_resize_changes_its_size, 20)
+{
+    struct fx f;
+    fx_start(&f);
+    struct sk_error err = {0};
+    struct sk_agent_proc p;
+    struct sk_agent_spawn s = {
+        .argv = (const char *const[]){"sh", "-c",
+                                      "if [ -t 0 ] && [ -t 1 ] && [ -t 2 ]; then echo is-a-tty; fi; "
+                                      "echo \"size $(stty size)\"; read x; echo \"size $(stty size)\"",
+                                      NULL},
+        .envp = test_env,
+        .pty = true,
+        .rows = 24,
+        .cols = 80,
+    };
+    ASSERT_OK(sk_agent_spawn(f.a, &s, &p, &err));
+    ASSERT_GE_INT(p.pty_fd, 0);
+    ASSERT_EQ_INT(p.stdout_fd, -1);
+    ASSERT_TRUE(isatty(p.pty_fd));
+    char out[4096] = "";
+    read_until(p.pty_fd, "size 24 80", out, sizeof(out));
+    ASSERT_CONTAINS(out, "is-a-tty");
+    ASSERT_OK(sk_agent_resize(f.a, p.id, 40, 100, &err));
+    ASSERT_EQ_INT(write(p.pty_fd, "\n", 1), 1);
+    read_until(p.pty_fd, "size 40 100", out, sizeof(out));
+    struct sk_agent_event ev;
+    wait_event(&f, &ev, 5000);
+    ASSERT_EQ_INT(ev.exit_code, 0);
+    close_proc(&p);
+
+    /* RESIZE on a process without a pty. */
+    spawn_argv(&f, (const char *const[]){"sleep", "5", NULL}, &p);
+    ASSERT_EQ_INT(sk_agent_resize(f.a, p.id, 1, 1, &err), -ENOTTY);
+    close_proc(&p);
+    fx_stop(&f);
+}
+
+TEST_TIMEOUT(signal_reaches_only_its_process, 20)
+{
+    struct fx f;
+    fx_start(&f);
+    struct sk_error err = {0};
+    struct sk_agent_proc p1, p2;
+    spawn_argv(&f, (const char *const[]){"sleep", "30", NULL}, &p1);
+    spawn_argv(&f, (const char *const[]){"sleep", "30", NULL}, &p2);
+    ASSERT_NE_INT(p1.id, p2.id);
+    ASSERT_OK(sk_agent_signal(f.a, p1.id, SIGTERM, &err));
+    struct sk_agent_event ev;
+    wait_event(&f, &ev, 5000);
+    ASSERT_EQ_INT(ev.proc_id, p1.id);
+    ASSERT_EQ_INT(ev.signo, SIGTERM);
+    ASSERT_EQ_INT(ev.exit_code, 128 + SIGTERM);
+    ASSERT_FALSE(ev.timed_out);
+    /* The other one still runs. */
+    ASSERT_EQ_INT(sk_agent_next_event(f.a, &ev, 300, &err), 0);
+    ASSERT_EQ_INT(kill(p2.pid, 0), 0);
+    /* p1 is gone: signalling it again is ESRCH, as is an unknown id. */
+    ASSERT_EQ_INT(sk_agent_signal(f.a, p1.id, SIGTERM, &err), -ESRCH);
+    ASSERT_EQ_INT(sk_agent_signal(f.a, 9999, SIGTERM, &err), -ESRCH);
+    ASSERT_EQ_INT(sk_agent_signal(f.a, p2.id, 0, &err), -EINVAL);
+    ASSERT_OK(sk_agent_signal(f.a, p2.id, SIGKILL, &err));
+    wait_event(&f, &ev, 5000);
+    ASSERT_EQ_INT(ev.proc_id, p2.id);
+    ASSERT_EQ_INT(ev.signo, SIGKILL);
+    close_proc(&p1);
+    close_proc(&p2);
+    fx_stop(&f);
+}
+
+TEST_TIMEOUT(timeout_kills_with_timed_out, 20)
+{
+    struct fx f;
+    fx_start(&f);
+    struct sk_error err = {0};
+    struct sk_agent_proc p, q;
+    struct sk_agent_spawn s = {.argv = (const char *const[]){"sleep", "60", NULL}, .envp = test_env, .timeout_ms = 300};
+    int64_t t0 = sk_now_ns();
+    ASSERT_OK(sk_agent_spawn(f.a, &s, &p, &err));
+    /* A second process with a later timeout must not be affected early. */
+    s.timeout_ms = 20000;
+    ASSERT_OK(sk_agent_spawn(f.a, &s, &q, &err));
+    struct sk_agent_event ev;
+    wait_event(&f, &ev, 5000);
+    int64_t ms = (sk_now_ns() - t0) / 1000000;
+    ASSERT_EQ_INT(ev.proc_id, p.id);
+    ASSERT_TRUE(ev.timed_out);
+    ASSERT_EQ_INT(ev.signo, SIGKILL);
+    ASSERT_GE_INT(ms, 250);
+    ASSERT_LT_INT(ms, 3000);
+    ASSERT_EQ_INT(kill(q.pid, 0), 0);
+    close_proc(&p);
+    close_proc(&q);
+    fx_stop(&f);
+}
+
+/* children_of - count processes whose parent is `ppid`, and zombies among them. */
+static void children_of(pid_t ppid, int *n, int *zombies)
+{
+    *n = *zombies = 0;
+    DIR *d = opendir("/proc");
+    ASSERT_TRUE(d != NULL);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] < '0' || de->d_name[0] > '9')
+            continue;
+        char path[300], line[512];
+        snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+        FILE *fp = fopen(path, "r");
+        if (fp == NULL)
+            continue;
+        char *ok = fgets(line, sizeof(line), fp);
+        fclose(fp);
+        if (ok == NULL)
+            continue;
+        char *rp = strrchr(line, ')');
+        char state;
+        int pp;
+        if (rp == NULL || sscanf(rp + 2, "%c %d", &state, &pp) != 2 || pp != ppid)
+            continue;
+        (*n)++;
+        if (state == 'Z')
+            (*zombies)++;
+    }
+    closedir(d);
+}
+
+static char proc_state(pid_t pid, pid_t *ppid)
+{
+    char path[64], line[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *fp = fopen(path, "r");
+    if (fp == NULL)
+        return 0;
+    char *ok = fgets(line, sizeof(line), fp);
+    fclose(fp);
+    char *rp = ok ? strrchr(line, ')') : NULL;
+    char state;
+    int pp;
+    if (rp == NULL || sscanf(rp + 2, "%c %d", &state, &pp) != 2)
+        return 0;
+    *ppid = pp;
+    return state;
+}
+
+TEST_TIMEOUT(orphans_are_reaped, 20)
+{
+    struct fx f;
+    fx_start(&f);
+    struct sk_agent_proc p;
+    spawn_argv(&f, (const char *const[]){"sh", "-c", "sleep 0.6 >/dev/null 2>&1 & echo $!", NULL}, &p);
+    const char *out = read_until_eof(p.stdout_fd);
+    pid_t orphan = (pid_t)atoi(out);
+    ASSERT_GT_INT(orphan, 0);
+    struct sk_agent_event ev;
+    wait_event(&f, &ev, 5000);
+    ASSERT_EQ_INT(ev.exit_code, 0);
+    /* The background sleep now belongs to skiff-init... */
+    pid_t ppid = 0;
+    char st = proc_state(orphan, &ppid);
+    ASSERT_TRUE(st != 0 && st != 'Z');
+    ASSERT_EQ_INT(ppid, f.init_pid);
+    /* ...which reaps it when it ends, leaving no zombie, and reports nothing
+     * for a process it did not start. */
+    int64_t deadline = sk_now_ns() + 5000000000LL;
+    while (proc_state(orphan, &ppid) != 0 && ppid == f.init_pid) {
+        if (sk_now_ns() > deadline)
+            FAIL("orphan %d was not reaped (state %c)", (int)orphan, proc_state(orphan, &ppid));
+        usleep(20000);
+    }
+    int n, zombies;
+    children_of(f.init_pid, &n, &zombies);
+    ASSERT_EQ_INT(zombies, 0);
+    struct sk_error err = {0};
+    ASSERT_EQ_INT(sk_agent_next_event(f.a, &ev, 200, &err), 0);
+    close_proc(&p);
+    fx_stop(&f);
+}
+
+TEST_TIMEOUT(events_during_requests_are_queued, 20)
+{
+    struct fx f;
+    fx_start(&f);
+    struct sk_error err = {0};
+    struct sk_agent_proc p[3];
+    for (int i = 0; i < 3; i++)
+        spawn_argv(&f, (const char *const[]){"true", NULL}, &p[i]);
+    usleep(300000);
+    /* Requests meanwhile read the EXIT events first and keep them. */
+    struct sk_file_stat st;
+    ASSERT_OK(sk_agent_stat(f.a, "/", true, &st, &err));
+    ASSERT_OK(sk_agent_stat(f.a, ".", true, &st, &err));
+    bool seen[3] = {false, false, false};
+    for (int i = 0; i < 3; i++) {
+        struct sk_agent_event ev;
+        ASSERT_EQ_INT(sk_agent_next_event(f.a, &ev, 0, &err), 1);
+        for (int j = 0; j < 3; j++)
+            if (ev.proc_id == p[j].id)
+                seen[j] = true;
+    }
+    ASSERT_TRUE(seen[0] && seen[1] && seen[2]);
+    for (int i = 0; i < 3; i++)
+        close_proc(&p[i]);
+    fx_stop(&f);
+}
+
+TEST_TIMEOUT(closing_the_socket_kills_processes, 20)
+{
+    struct fx f;
+    fx_start(&f);
+    struct sk_agent_proc p;
+    spawn_argv(&f, (const char *const[]){"sleep", "60", NULL}, &p);
+    pid_t pid = p.pid;
+    close_proc(&p);
+    fx_stop(&f); /* asserts skiff-init exits 0 */
+    pid_t ppid;
+    int64_t deadline = sk_now_ns() + 3000000000LL;
+    char st;
+    while ((st = proc_state(pid, &ppid)) != 0 && st != 'Z') {
+        if (sk_now_ns() > deadline)
+            FAIL("process %d survived skiff-init (state %c)", (int)pid, st);
+        usleep(20000);
+    }
+}
+
+/* ---- files ---- */
+
+static void host_path(const struct fx *f, const char *rel, char *out, size_t size)
+{
+    snprintf(out, size, "%s/%s", f->root, rel);
+}
+
+TEST_TIMEOUT(write_and_read_files, 20)
+{
+    struct fx f;
+    fx_start(&f);
+    struct sk_error err = {0};
+    ASSERT_OK(sk_agent_write_file(f.a, "a.txt", "hello world", 11, 0640, &err));
+    char hp[PATH_MAX];
+    host_path(&f, "a.txt", hp, sizeof(hp));
+    struct stat hst;
+    ASSERT_EQ_INT(stat(hp, &hst), 0);
+    ASSERT_EQ_INT(hst.st_mode & 07777, 0640);
+
+    char *data;
+    size_t len;
+    ASSERT_OK(sk_agent_read_file(f.a, "a.txt", 0, 0, &data, &len, &err));
+    ASSERT_EQ_INT(len, 11);
+    ASSERT_EQ_STR(data, "hello world");
+    free(data);
+    ASSERT_OK(sk_agent_read_file(f.a, "/a.txt", 6, 3, &data, &len, &err));
+    ASSERT_EQ_STR(data, "wor");
+    free(data);
+    ASSERT_OK(sk_agent_read_file(f.a, "a.txt", 6, 100, &data, &len, &err));
+    ASSERT_EQ_STR(data, "world");
+    free(data);
+    ASSERT_OK(sk_agent_read_file(f.a, "a.txt", 100, 0, &data, &len, &err));
+    ASSERT_EQ_INT(len, 0);
+    ASSERT_EQ_STR(data, "");
+    free(data);
+
+    /* A larger file, overwritten atomically. */
+    size_t big = 300000;
+    char *buf = xmalloc(big);
+    for (size_t i = 0; i < big; i++)
+        buf[i] = (char)('a' + i % 26);
+    ASSERT_OK(sk_agent_write_file(f.a, "a.txt", buf, big, 0600, &err));
+    ASSERT_OK(sk_agent_read_file(f.a, "a.txt", 0, 0, &data, &len, &err));
+    ASSERT_EQ_INT(len, big);
+    ASSERT_TRUE(memcmp(data, buf, big) == 0);
+    free(data);
+    free(buf);
+
+    struct sk_file_stat st;
+    ASSERT_OK(sk_agent_stat(f.a, "a.txt", false, &st, &err));
+    ASSERT_EQ_INT(st.type, 'f');
+    ASSERT_EQ_INT(st.mode, 0600);
+    ASSERT_EQ_INT(st.size, big);
+    ASSERT_EQ_INT(st.uid, getuid());
+    ASSERT_GT_INT(st.mtime_ns, 1000000000LL * 1600000000LL);
+
+    /* Errors keep skiff-init's errno. */
+    ASSERT_EQ_INT(sk_agent_read_file(f.a, "missing", 0, 0, &data, &len, &err), -ENOENT);
+    ASSERT_CONTAINS(err.msg, "missing");
+    ASSERT_EQ_INT(sk_agent_read_file(f.a, "/", 0, 0, &data, &len, &err), -EISDIR);
+    ASSERT_EQ_INT(sk_agent_write_file(f.a, "nodir/x", "x", 1, 0644, &err), -ENOENT);
+    ASSERT_EQ_INT(sk_agent_stat(f.a, "", false, &st, &err), -EINVAL);
+    ASSERT_EQ_INT(sk_agent_write_file(f.a, "/", "x", 1, 0644, &err), -EINVAL);
+
+    /* Nothing but a.txt is left: no temp files. */
+    struct sk_file_entry *e;
+    size_t n;
+    ASSERT_OK(sk_agent_list(f.a, "/", false, &e, &n, &err));
+    ASSERT_EQ_INT(n, 1);
+    ASSERT_EQ_STR(e[0].path, "a.txt");
+    sk_file_entries_free(e, n);
+    fx_stop(&f);
+}
+
+TEST_TIMEOUT(write_begin_commit_and_abort, 20)
+{
+    struct fx f;
+    fx_start(&f);
+    struct sk_error err = {0};
+    int fd;
+    uint32_t h;
+    ASSERT_OK(sk_agent_write_begin(f.a, "b.txt", 0644, &fd, &h, &err));
+    ASSERT_EQ_INT(write(fd, "partial", 7), 7);
+    close(fd);
+    struct sk_file_stat st;
+    ASSERT_EQ_INT(sk_agent_stat(f.a, "b.txt", false, &st, &err), -ENOENT); /* not there before commit */
+    ASSERT_OK(sk_agent_write_abort(f.a, h, &err));
+    ASSERT_EQ_INT(sk_agent_stat(f.a, "b.txt", false, &st, &err), -ENOENT);
+    ASSERT_EQ_INT(sk_agent_write_commit(f.a, h, &err), -EBADF); /* handle consumed */
+
+    ASSERT_OK(sk_agent_write_begin(f.a, "b.txt", 0755, &fd, &h, &err));
+    ASSERT_EQ_INT(write(fd, "#!/bin/sh\n", 10), 10);
+    ASSERT_OK(sk_agent_write_commit(f.a, h, &err));
+    close(fd);
+    ASSERT_OK(sk_agent_stat(f.a, "b.txt", false, &st, &err));
+    ASSERT_EQ_INT(st.mode, 0755);
+    ASSERT_EQ_INT(st.size, 10);
+
+    struct sk_file_entry *e;
+    size_t n;
+    ASSERT_OK(sk_agent_list(f.a, ".", false, &e, &n, &err));
+    ASSERT_EQ_INT(n, 1);
+    sk_file_entries_free(e, n);
+    ASSERT_EQ_INT(sk_agent_write_begin(f.a, "b.txt", 010000, &fd, &h, &err), -EINVAL);
+    fx_stop(&f);
+}
+
+static const struct sk_file_entry *find_entry(const struct sk_file_entry *e, size_t n, const char *path)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(e[i].path, path) == 0)
+            return &e[i];
+    return NULL;
+}
+
+TEST_TIMEOUT(stat_list_mkdir_remove_rename, 20)
+{
+    struct fx f;
+    fx_start(&f);
+    struct sk_error err = {0};
+    ASSERT_OK(sk_agent_mkdir(f.a, "d/e/f", 0750, true, &err));
+    ASSERT_OK(sk_agent_mkdir(f.a, "d/e/f", 0750, true, &err)); /* -p: existing is fine */
+    ASSERT_EQ_INT(sk_agent_mkdir(f.a, "d/e", 0700, false, &err), -EEXIST);
+    ASSERT_EQ_INT(sk_agent_mkdir(f.a, "x/y", 0700, false, &err), -ENOENT);
+    ASSERT_OK(sk_agent_mkdir(f.a, "d/g", 0700, false, &err));
+    ASSERT_OK(sk_agent_write_file(f.a, "d/x", "1", 1, 0644, &err));
+    ASSERT_OK(sk_agent_write_file(f.a, "d/e/y", "22", 2, 0644, &err));
+    ASSERT_EQ_INT(sk_agent_mkdir(f.a, "d/x/z", 0700, true, &err), -ENOTDIR);
+    ASSERT_EQ_INT(sk_agent_mkdir(f.a, "d/x", 0700, true, &err), -EEXIST);
+    char hp[PATH_MAX];
+    host_path(&f, "d/link", hp, sizeof(hp));
+    ASSERT_EQ_INT(symlink("/", hp), 0);
+
+    struct sk_file_stat st;
+    ASSERT_OK(sk_agent_stat(f.a, "d/e/f", false, &st, &err));
+    ASSERT_EQ_INT(st.type, 'd');
+    ASSERT_EQ_INT(st.mode, 0750);
+    ASSERT_OK(sk_agent_stat(f.a, "d/link", false, &st, &err));
+    ASSERT_EQ_INT(st.type, 'l');
+    ASSERT_OK(sk_agent_stat(f.a, "d/link", true, &st, &err)); /* "/" inside the root */
+    ASSERT_EQ_INT(st.type, 'd');
+
+    struct sk_file_entry *e;
+    size_t n;
+    ASSERT_OK(sk_agent_list(f.a, "d", false, &e, &n, &err));
+    ASSERT_EQ_INT(n, 4);
+    ASSERT_TRUE(find_entry(e, n, "x") && find_entry(e, n, "e") && find_entry(e, n, "g") && find_entry(e, n, "link"));
+    sk_file_entries_free(e, n);
+    ASSERT_OK(sk_agent_list(f.a, "d", true, &e, &n, &err));
+    ASSERT_EQ_INT(n, 6); /* x e e/y e/f g link - and nothing below the symlink */
+    const struct sk_file_entry *y = find_entry(e, n, "e/y");
+    ASSERT_TRUE(y != NULL);
+    ASSERT_EQ_INT(y->st.type, 'f');
+    ASSERT_EQ_INT(y->st.size, 2);
+    ASSERT_EQ_INT(find_entry(e, n, "e/f")->st.type, 'd');
+    ASSERT_EQ_INT(find_entry(e, n, "link")->st.type, 'l');
+    sk_file_entries_free(e, n);
+    ASSERT_EQ_INT(sk_agent_list(f.a, "d/x", false, &e, &n, &err), -ENOTDIR);
+
+    ASSERT_OK(sk_agent_rename(f.a, "d/x", "d/e/x2", &err));
+    ASSERT_EQ_INT(sk_agent_stat(f.a, "d/x", false, &st, &err), -ENOENT);
+    char *data;
+    size_t len;
+    ASSERT_OK(sk_agent_read_file(f.a, "d/e/x2", 0, 0, &data, &len, &err));
+    ASSERT_EQ_STR(data, "1");
+    free(data);
+    ASSERT_EQ_INT(sk_agent_rename(f.a, "d/nope", "d/x3", &err), -ENOENT);
+
+    ASSERT_EQ_INT(sk_agent_remove(f.a, "d", false, &err), -ENOTEMPTY);
+    ASSERT_OK(sk_agent_remove(f.a, "d/g", false, &err));
+    ASSERT_OK(sk_agent_remove(f.a, "d/e/x2", false, &err));
+    ASSERT_OK(sk_agent_remove(f.a, "d", true, &err));
+    ASSERT_EQ_INT(sk_agent_stat(f.a, "d", false, &st, &err), -ENOENT);
+    ASSERT_EQ_INT(sk_agent_remove(f.a, "d", true, &err), -ENOENT);
+    ASSERT_EQ_INT(sk_agent_remove(f.a, "/", true, &err), -EINVAL);
+    ASSERT_EQ_INT(sk_agent_remove(f.a, "..", true, &err), -EINVAL);
+    ASSERT_EQ_INT(sk_agent_remove(f.a, "a/..", true, &err), -EINVAL);
+    /* The root itself is intact. */
+    ASSERT_OK(sk_agent_stat(f.a, "/", false, &st, &err));
+    ASSERT_EQ_INT(st.type, 'd');
+
+    /* A listing larger than one message comes in several chunks. */
+    ASSERT_OK(sk_agent_mkdir(f.a, "many", 0755, false, &err));
+    for (int i = 0; i < 3000; i++) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof(p), "%s/many/file-with-a-longish-name-%04d", f.root, i);
+        int fd = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+        ASSERT_GE_INT(fd, 0);
+        close(fd);
+    }
+    ASSERT_OK(sk_agent_list(f.a, "many", true, &e, &n, &err));
+    ASSERT_EQ_INT(n, 3000);
+    sk_file_entries_free(e, n);
+    ASSERT_OK(sk_agent_remove(f.a, "many", true, &err));
+    fx_stop(&f);
+}
+
+TEST_TIMEOUT(paths_and_symlinks_cannot_leave_the_root, 20)
+{
+    struct fx f;
+    fx_start(&f);
+    struct sk_error err = {0};
+    /* A host directory with a secret, outside the root. */
+    char host[64], secret[128], hp[PATH_MAX], target[PATH_MAX];
+    snprintf(host, sizeof(host), "/tmp/skiff-host-XXXXXX");
+    ASSERT_TRUE(mkdtemp(host) != NULL);
+    snprintf(secret, sizeof(secret), "%s/secret", host);
+    int fd = open(secret, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+    ASSERT_EQ_INT(write(fd, "SECRET", 6), 6);
+    close(fd);
+
+    /* Planted inside the root: absolute and relative links to it. */
+    host_path(&f, "abs", hp, sizeof(hp));
+    ASSERT_EQ_INT(symlink(secret, hp), 0);
+    host_path(&f, "absdir", hp, sizeof(hp));
+    ASSERT_EQ_INT(symlink(host, hp), 0);
+    snprintf(target, sizeof(target), "../../../../../../../..%s/secret", host);
+    host_path(&f, "rel", hp, sizeof(hp));
+    ASSERT_EQ_INT(symlink(target, hp), 0);
+    snprintf(target, sizeof(target), "../../../../../../../..%s", host);
+    host_path(&f, "reldir", hp, sizeof(hp));
+    ASSERT_EQ_INT(symlink(target, hp), 0);
+    host_path(&f, "fifo", hp, sizeof(hp));
+    ASSERT_EQ_INT(mkfifo(hp, 0644), 0);
+    char dotdot[PATH_MAX], dotdot_dir[PATH_MAX];
+    snprintf(dotdot, sizeof(dotdot), "../../../../../../../..%s/secret", host);
+    snprintf(dotdot_dir, sizeof(dotdot_dir), "../../../../../../../..%s", host);
+
+    char *data = NULL;
+    size_t len;
+    struct sk_file_stat st;
+    const char *reads[] = {"abs", "absdir/secret", "rel", "reldir/secret", dotdot, secret};
+    for (size_t i = 0; i < SK_ARRAY_SIZE(reads); i++) {
+        int r = sk_agent_read_file(f.a, reads[i], 0, 0, &data, &len, &err);
+        if (r >= 0)
+            FAIL("read '%s' succeeded: \"%s\"", reads[i], data);
+        ASSERT_EQ_INT(err.code, ENOENT);
+        ASSERT_EQ_INT(sk_agent_stat(f.a, reads[i], true, &st, &err), -ENOENT);
+    }
+    /* A FIFO is refused without blocking. */
+    ASSERT_EQ_INT(sk_agent_read_file(f.a, "fifo", 0, 0, &data, &len, &err), -EINVAL);
+
+    const char *writes[] = {"absdir/secret", "reldir/secret", dotdot, secret};
+    for (size_t i = 0; i < SK_ARRAY_SIZE(writes); i++)
+        ASSERT_LT_INT(sk_agent_write_file(f.a, writes[i], "EVIL", 4, 0644, &err), 0);
+    /* Writing "abs" replaces the link inside the root, not its target. */
+    ASSERT_OK(sk_agent_write_file(f.a, "abs", "EVIL", 4, 0644, &err));
+    ASSERT_OK(sk_agent_stat(f.a, "abs", false, &st, &err));
+    ASSERT_EQ_INT(st.type, 'f');
+
+    struct sk_file_entry *e;
+    size_t n;
+    ASSERT_EQ_INT(sk_agent_list(f.a, "absdir", false, &e, &n, &err), -ENOENT);
+    ASSERT_EQ_INT(sk_agent_list(f.a, dotdot_dir, false, &e, &n, &err), -ENOENT);
+    ASSERT_EQ_INT(sk_agent_mkdir(f.a, "absdir/new", 0755, false, &err), -ENOENT);
+    ASSERT_EQ_INT(sk_agent_mkdir(f.a, "reldir/new", 0755, true, &err), -ENOENT); /* dangling inside the root */
+    ASSERT_LT_INT(sk_agent_remove(f.a, "absdir/secret", false, &err), 0);
+    ASSERT_LT_INT(sk_agent_remove(f.a, dotdot, false, &err), 0);
+    ASSERT_LT_INT(sk_agent_rename(f.a, dotdot, "stolen", &err), 0);
+    ASSERT_LT_INT(sk_agent_rename(f.a, "absdir/secret", "stolen", &err), 0);
+    /* Removing the links removes the links only. */
+    ASSERT_OK(sk_agent_remove(f.a, "absdir", true, &err));
+    ASSERT_OK(sk_agent_remove(f.a, "rel", true, &err));
+    /* A tree holding a link to the host directory: removed without following. */
+    ASSERT_OK(sk_agent_mkdir(f.a, "t/u", 0755, true, &err));
+    host_path(&f, "t/u/hostlink", hp, sizeof(hp));
+    ASSERT_EQ_INT(symlink(host, hp), 0);
+    ASSERT_OK(sk_agent_list(f.a, "t", true, &e, &n, &err));
+    ASSERT_EQ_INT(n, 2); /* u, u/hostlink */
+    sk_file_entries_free(e, n);
+    ASSERT_OK(sk_agent_remove(f.a, "t", true, &err));
+
+    /* The host file is untouched and alone in its directory. */
+    char *content;
+    ASSERT_OK(sk_read_file_at(AT_FDCWD, secret, 100, &content, &len, &err));
+    ASSERT_EQ_STR(content, "SECRET");
+    free(content);
+    int count = 0;
+    DIR *d = opendir(host);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        count += de->d_name[0] != '.';
+    closedir(d);
+    ASSERT_EQ_INT(count, 1);
+    ASSERT_OK(sk_remove_tree(host, &err));
+    fx_stop(&f);
+}
+
+/* ---- malformed requests ---- */
+
+/* raw_reply - the next message on fd, decoded (skipping events). */
+static void raw_reply(int fd, struct sk_proto_msg *m, uint8_t *rx, size_t cap)
+{
+    struct sk_error err = {0};
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        ASSERT_EQ_INT(poll(&p, 1, 5000), 1);
+        int fds[SK_PROTO_MAX_FDS];
+        size_t len, nfds;
+        ASSERT_EQ_INT(sk_channel_recv(fd, rx, cap, &len, fds, SK_PROTO_MAX_FDS, &nfds, false, &err), 1);
+        ASSERT_EQ_INT(nfds, 0);
+        ASSERT_OK(sk_proto_decode(rx, len, m, &err));
+        if (m->type != SK_PROTO_EXIT)
+            return;
+    }
+}
+
+static void expect_error_reply(int fd, uint32_t id, int code)
+{
+    static uint8_t rx[SK_PROTO_MSG_MAX];
+    struct sk_proto_msg m;
+    raw_reply(fd, &m, rx, sizeof(rx));
+    ASSERT_EQ_INT(m.type, SK_PROTO_ERROR);
+    ASSERT_EQ_INT(m.id, id);
+    ASSERT_EQ_INT(m.u.error.code, code);
+}
+
+static size_t header(uint8_t *b, uint16_t magic, uint8_t type, uint32_t id, uint32_t plen)
+{
+    b[0] = (uint8_t)magic;
+    b[1] = (uint8_t)(magic >> 8);
+    b[2] = 1;
+    b[3] = type;
+    memcpy(b + 4, &id, 4); /* x86: little-endian */
+    memcpy(b + 8, &plen, 4);
+    return SK_PROTO_HEADER_SIZE;
+}
+
+TEST_TIMEOUT(malformed_requests_get_errors_and_service_continues, 20)
+{
+    struct fx f;
+    fx_start(&f);
+    struct sk_error err = {0};
+    int fd = sk_agent_fd(f.a);
+    static uint8_t b[SK_PROTO_MSG_MAX + 1024];
+
+    /* Random bytes, too short for a header. */
+    ASSERT_EQ_INT(send(fd, "\x01\x02\x03\x04\x05", 5, 0), 5);
+    expect_error_reply(fd, 0, EPROTO);
+    /* Random bytes, long. */
+    for (size_t i = 0; i < 200; i++)
+        b[i] = (uint8_t)(i * 37 + 11);
+    ASSERT_EQ_INT(send(fd, b, 200, 0), 200);
+    expect_error_reply(fd, (uint32_t)(b[4] | b[5] << 8 | b[6] << 16 | (uint32_t)b[7] << 24), EPROTO);
+    /* Wrong magic. */
+    size_t n = header(b, 0x1234, SK_PROTO_HELLO, 778, 4);
+    memset(b + n, 0, 4);
+    ASSERT_EQ_INT(send(fd, b, n + 4, 0), (ssize_t)(n + 4));
+    expect_error_reply(fd, 778, EPROTO);
+    /* Length field larger than the payload, and smaller. */
+    n = header(b, SK_PROTO_MAGIC, SK_PROTO_HELLO, 779, 100);
+    ASSERT_EQ_INT(send(fd, b, n + 4, 0), (ssize_t)(n + 4));
+    expect_error_reply(fd, 779, EPROTO);
+    n = header(b, SK_PROTO_MAGIC, SK_PROTO_HELLO, 780, 2);
+    ASSERT_EQ_INT(send(fd, b, n + 4, 0), (ssize_t)(n + 4));
+    expect_error_reply(fd, 780, EPROTO);
+    /* Unknown type; a reply type sent as a request. */
+    n = header(b, SK_PROTO_MAGIC, 200, 781, 0);
+    ASSERT_EQ_INT(send(fd, b, n, 0), (ssize_t)n);
+    expect_error_reply(fd, 781, EPROTO);
+    n = header(b, SK_PROTO_MAGIC, SK_PROTO_OK, 782, 4);
+    memset(b + n, 0, 4);
+    ASSERT_EQ_INT(send(fd, b, n + 4, 0), (ssize_t)(n + 4));
+    expect_error_reply(fd, 782, EPROTO);
+    /* A path with a NUL in it. */
+    n = header(b, SK_PROTO_MAGIC, SK_PROTO_STAT, 783, 4 + 3 + 1);
+    memcpy(b + n, "\x03\0\0\0a\0b\x01", 8);
+    ASSERT_EQ_INT(send(fd, b, n + 8, 0), (ssize_t)(n + 8));
+    expect_error_reply(fd, 783, EPROTO);
+    /* A bad value: signal 0. */
+    n = header(b, SK_PROTO_MAGIC, SK_PROTO_SIGNAL, 784, 8);
+    memset(b + n, 0, 8);
+    ASSERT_EQ_INT(send(fd, b, n + 8, 0), (ssize_t)(n + 8));
+    expect_error_reply(fd, 784, EINVAL);
+    /* Oversized: more than a message can be. */
+    n = header(b, SK_PROTO_MAGIC, SK_PROTO_HELLO, 785, SK_PROTO_PAYLOAD_MAX + 100);
+    memset(b + n, 'x', SK_PROTO_PAYLOAD_MAX + 100);
+    ASSERT_EQ_INT(send(fd, b, n + SK_PROTO_PAYLOAD_MAX + 100, 0), (ssize_t)(n + SK_PROTO_PAYLOAD_MAX + 100));
+    expect_error_reply(fd, 785, EMSGSIZE);
+    /* A valid request with an fd attached. */
+    struct sk_proto_msg m = {.type = SK_PROTO_HELLO, .id = 786};
+    m.u.hello.version = 1;
+    ASSERT_OK(sk_proto_encode(&m, b, sizeof(b), &n, &err));
+    int p[2];
+    ASSERT_EQ_INT(pipe(p), 0);
+    ASSERT_OK(sk_channel_send(fd, b, n, p, 2, false, &err));
+    close(p[0]);
+    close(p[1]);
+    expect_error_reply(fd, 786, EPROTO);
+    /* An empty record is not the end of the connection. */
+    ASSERT_EQ_INT(send(fd, "", 0, 0), 0);
+    expect_error_reply(fd, 0, EPROTO);
+
+    /* And after all that, it still serves. */
+    pid_t pid;
+    ASSERT_OK(sk_agent_hello(f.a, 5000, &pid, &err));
+    struct sk_file_stat st;
+    ASSERT_OK(sk_agent_stat(f.a, "/", false, &st, &err));
+    struct sk_agent_proc proc;
+    spawn_argv(&f, (const char *const[]){"echo", "still here", NULL}, &proc);
+    ASSERT_EQ_STR(read_until_eof(proc.stdout_fd), "still here\n");
+    close_proc(&proc);
+    fx_stop(&f);
+}
+
+/* ---- the host side against a fake, hostile skiff-init ---- */
+
+/* fake_reply - in a child: read one request and answer with `reply` (its
+ * id set to the request's) and `nfds` fds, then wait for the peer to go. */
+static pid_t fake_init(struct sk_agent *a, int fd, struct sk_proto_msg *reply, const int *fds, size_t nfds,
+                       bool raw_garbage)
+{
+    pid_t pid = fork();
+    ASSERT_GE_INT(pid, 0);
+    if (pid != 0)
+        return pid;
+    close(sk_agent_fd(a)); /* so that we see the host's close */
+    static uint8_t rx[SK_PROTO_MSG_MAX], tx[SK_PROTO_MSG_MAX];
+    struct sk_error err = {0};
+    int rfds[SK_PROTO_MAX_FDS];
+    size_t len, rn;
+    struct sk_proto_msg req;
+    if (sk_channel_recv(fd, rx, sizeof(rx), &len, rfds, SK_PROTO_MAX_FDS, &rn, false, &err) != 1 ||
+        sk_proto_decode(rx, len, &req, &err) < 0)
+        _exit(1);
+    if (raw_garbage) {
+        if (sk_channel_send(fd, "garbage!garbage!", 16, fds, nfds, false, &err) < 0)
+            _exit(1);
+    } else {
+        reply->id = req.id;
+        if (sk_proto_encode(reply, tx, sizeof(tx), &len, &err) < 0 ||
+            sk_channel_send(fd, tx, len, fds, nfds, false, &err) < 0)
+            _exit(1);
+    }
+    char c;
+    while (read(fd, &c, 1) > 0)
+        ;
+    _exit(0);
+}
+
+static struct sk_agent *fake_pair(int *peer)
+{
+    int sv[2];
+    struct sk_error err = {0};
+    ASSERT_EQ_INT(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    struct sk_agent *a;
+    ASSERT_OK(sk_agent_new(sv[0], &a, &err));
+    sk_agent_set_timeout(a, 2000);
+    *peer = sv[1];
+    return a;
+}
+
+static int count_open_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        n += de->d_name[0] != '.';
+    closedir(d);
+    return n - 1; /* the DIR's own fd */
+}
+
+TEST_TIMEOUT(host_side_rejects_bad_replies, 30)
+{
+    struct sk_error err = {0};
+    int peer, p[2];
+    ASSERT_EQ_INT(pipe(p), 0);
+    int baseline = count_open_fds();
+
+    /* OPEN_READ answered with a pipe instead of a regular file. */
+    struct sk_agent *a = fake_pair(&peer);
+    struct sk_proto_msg ok = {.type = SK_PROTO_OK};
+    pid_t child = fake_init(a, peer, &ok, &p[0], 1, false);
+    int fd;
+    ASSERT_EQ_INT(sk_agent_open_read(a, "x", &fd, &err), -EPROTO);
+    ASSERT_EQ_INT(fd, -1);
+    sk_agent_free(a);
+    close(peer);
+    waitpid(child, NULL, 0);
+
+    /* SPAWN_OK with the wrong fd set. */
+    a = fake_pair(&peer);
+    struct sk_proto_msg so = {.type = SK_PROTO_SPAWN_OK};
+    so.u.spawn_ok.proc_id = 1;
+    so.u.spawn_ok.pid = 10;
+    so.u.spawn_ok.fds = SK_PROTO_FD_STDOUT;
+    child = fake_init(a, peer, &so, &p[0], 1, false);
+    struct sk_agent_proc proc;
+    struct sk_agent_spawn s = {.argv = (const char *const[]){"x", NULL}};
+    ASSERT_EQ_INT(sk_agent_spawn(a, &s, &proc, &err), -EPROTO);
+    ASSERT_EQ_INT(proc.stdout_fd, -1);
+    sk_agent_free(a);
+    close(peer);
+    waitpid(child, NULL, 0);
+
+    /* A listing with an entry that climbs out. */
+    a = fake_pair(&peer);
+    struct sk_proto_entry items[] = {{sk_proto_str_c("ok"), {'f', 0644, 0, 0, 0, 0}},
+                                     {sk_proto_str_c("a/../../etc"), {'f', 0644, 0, 0, 0, 0}}};
+    struct sk_proto_msg lc = {.type = SK_PROTO_LIST_CHUNK};
+    lc.u.list_chunk = (struct sk_proto_list_chunk){.final = true, .count = 2, .items = items};
+    child = fake_init(a, peer, &lc, NULL, 0, false);
+    struct sk_file_entry *e;
+    size_t n;
+    ASSERT_EQ_INT(sk_agent_list(a, "/", true, &e, &n, &err), -EPROTO);
+    ASSERT_TRUE(e == NULL);
+    sk_agent_free(a);
+    close(peer);
+    waitpid(child, NULL, 0);
+
+    /* An error message with terminal escapes, and a reply with fds where
+     * none are due. */
+    a = fake_pair(&peer);
+    struct sk_proto_msg em = {.type = SK_PROTO_ERROR};
+    em.u.error.code = EACCES;
+    em.u.error.message = sk_proto_str_c("bad\x1b]0;pwned\x07 thing");
+    child = fake_init(a, peer, &em, p, 2, false);
+    struct sk_file_stat st;
+    ASSERT_EQ_INT(sk_agent_stat(a, "x", false, &st, &err), -EACCES);
+    ASSERT_EQ_STR(err.msg, "bad?]0;pwned? thing");
+    sk_agent_free(a);
+    close(peer);
+    waitpid(child, NULL, 0);
+
+    /* Garbage: EPROTO. */
+    a = fake_pair(&peer);
+    child = fake_init(a, peer, NULL, p, 1, true);
+    ASSERT_EQ_INT(sk_agent_stat(a, "x", false, &st, &err), -EPROTO);
+    sk_agent_free(a);
+    close(peer);
+    waitpid(child, NULL, 0);
+
+    /* No answer: ETIMEDOUT in the set time; the peer's end: EPIPE. */
+    a = fake_pair(&peer);
+    sk_agent_set_timeout(a, 200);
+    ASSERT_EQ_INT(sk_agent_stat(a, "x", false, &st, &err), -ETIMEDOUT);
+    close(peer);
+    ASSERT_EQ_INT(sk_agent_stat(a, "x", false, &st, &err), -EPIPE);
+    struct sk_agent_event ev;
+    ASSERT_EQ_INT(sk_agent_next_event(a, &ev, 100, &err), -EPIPE);
+    sk_agent_free(a);
+
+    /* Every fd the fakes passed was closed again. */
+    ASSERT_EQ_INT(count_open_fds(), baseline);
+    close(p[0]);
+    close(p[1]);
+    ASSERT_EQ_INT(sk_agent_new(p[0] + 1000, &a, &err), -EINVAL);
+}
