@@ -8,6 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sys/wait.h>
+
+#include "base/util.h"
 #include "harness.h"
 
 /* Tests keep their runtime state apart from a user's /var/lib/skiff. */

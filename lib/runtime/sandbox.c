@@ -378,6 +378,7 @@ int sk_sandbox_create(struct sk_runtime *rt, const struct sk_sandbox_spec *spec,
     sk_close(&syn[1]);
     pid_t pid = -1;
     ret = read_reports(rep[0], &pid, err);
+    sk_close(&rep[0]);
     int status = 0;
     if (ret == -ETIMEDOUT)
         kill(setup, SIGKILL);
