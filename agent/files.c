@@ -94,11 +94,12 @@ static int open_parent(struct sk_init *init, const char *path, uint64_t dir_flag
         *slash = '\0';
         dir = slash == buf ? "/" : buf;
     }
-    if (strlen(name) > NAME_MAX)
+    size_t name_len = strlen(name);
+    if (name_len > NAME_MAX)
         return sk_error_setv(err, ENAMETOOLONG, "name '%s' is too long", name);
     if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
         return sk_error_setv(err, EINVAL, "path '%s' ends in '%s'", path, name);
-    snprintf(out->name, sizeof(out->name), "%s", name);
+    memcpy(out->name, name, name_len + 1);
     out->dir_fd = openat2_fd(init->root_fd, dir, dir_flags | O_DIRECTORY, IN_ROOT);
     if (out->dir_fd < 0)
         return sk_error_set(err, errno, "open '%s'", path);
@@ -219,7 +220,7 @@ int sk_init_write_begin(struct sk_init *init, const struct sk_proto_msg *m, stru
     struct sk_init_write *w = xcalloc(1, sizeof(*w));
     w->dir_fd = steal_fd(&p.dir_fd);
     w->fd = -1;
-    snprintf(w->name, sizeof(w->name), "%s", p.name);
+    memcpy(w->name, p.name, sizeof(w->name));
     char hex[17];
     r = sk_random_hex(hex, 8, err);
     if (r < 0)
@@ -358,8 +359,7 @@ static int list_dir(struct list_ctx *c, int dir_fd, size_t rel_len, int depth, s
         size_t nl = strlen(de->d_name);
         size_t len = rel_len ? rel_len + 1 + nl : nl;
         if (len > SK_PROTO_PATH_MAX) {
-            r = sk_error_setv(err, ENAMETOOLONG, "path below '%s' is longer than %d bytes", c->rel,
-                              SK_PROTO_PATH_MAX);
+            r = sk_error_setv(err, ENAMETOOLONG, "path below '%s' is longer than %d bytes", c->rel, SK_PROTO_PATH_MAX);
             break;
         }
         if (rel_len)

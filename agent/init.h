@@ -14,8 +14,8 @@
 #include "proto/proto.h"
 
 #define SK_INIT_CTL_FD 3
-#define SK_INIT_PROCS_MAX 1024 /* tracked processes at once */
-#define SK_INIT_WRITES_MAX 64  /* open WRITE_BEGIN handles at once */
+#define SK_INIT_PROCS_MAX 1024     /* tracked processes at once */
+#define SK_INIT_WRITES_MAX 64      /* open WRITE_BEGIN handles at once */
 #define SK_INIT_TREE_DEPTH_MAX 128 /* directory levels for recursive LIST/REMOVE */
 #define SK_INIT_LIST_ENTRIES_MAX 1000000
 #define SK_INIT_DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"

@@ -109,9 +109,7 @@ static void dispatch(struct sk_init *init, const struct sk_proto_msg *m)
     case SK_PROTO_MKDIR: r = sk_init_mkdir(init, m, &err); break;
     case SK_PROTO_REMOVE: r = sk_init_remove(init, m, &err); break;
     case SK_PROTO_RENAME: r = sk_init_rename(init, m, &err); break;
-    default:
-        r = sk_error_setv(&err, EPROTO, "'%s' is not a request", sk_proto_type_name(m->type));
-        break;
+    default: r = sk_error_setv(&err, EPROTO, "'%s' is not a request", sk_proto_type_name(m->type)); break;
     }
     if (r < 0)
         sk_init_reply_error(init, m->id, &err);
@@ -125,8 +123,8 @@ static void serve(struct sk_init *init)
         struct sk_proto_msg m;
         int fds[SK_PROTO_MAX_FDS];
         size_t len, nfds;
-        int r = sk_channel_recv(init->ctl_fd, init->rx, sizeof(init->rx), &len, fds, SK_PROTO_MAX_FDS, &nfds, true,
-                                &err);
+        int r =
+            sk_channel_recv(init->ctl_fd, init->rx, sizeof(init->rx), &len, fds, SK_PROTO_MAX_FDS, &nfds, true, &err);
         /* Requests never carry fds; whatever came along is dropped. */
         for (size_t i = 0; i < nfds; i++)
             close(fds[i]);

@@ -81,19 +81,15 @@ static int exec_search(char *const *argv, char *const *envp)
             memcpy(buf + dlen + 1, file, flen + 1);
             execve(buf, argv, envp);
             switch (errno) {
-            case EACCES:
-                saw_eacces = true;
-                break;
+            case EACCES: saw_eacces = true; break;
             case ENOENT:
             case ENOTDIR:
             case ESTALE:
             case ENODEV:
             case ETIMEDOUT:
             case ENAMETOOLONG:
-            case ELOOP:
-                break;
-            default:
-                return errno;
+            case ELOOP: break;
+            default: return errno;
             }
         }
         if (*end == '\0')
@@ -298,8 +294,8 @@ int sk_init_spawn(struct sk_init *init, const struct sk_proto_msg *m, struct sk_
 
     /* C copies of argv, envp and cwd; bounded by the message size. */
     uint32_t argc = m->u.spawn.argv.count, envc = m->u.spawn.envp.count;
-    size_t size = ((size_t)argc + 1 + envc + 1) * sizeof(char *) + m->u.spawn.argv.raw_len +
-                  m->u.spawn.envp.raw_len + m->u.spawn.cwd.len + 2;
+    size_t size = ((size_t)argc + 1 + envc + 1) * sizeof(char *) + m->u.spawn.argv.raw_len + m->u.spawn.envp.raw_len +
+                  m->u.spawn.cwd.len + 2;
     _cleanup_free_ char *mem = xmalloc(size);
     char **argv = (char **)mem;
     char **envp = argv + argc + 1;

@@ -58,16 +58,16 @@ static bool peer_closed(int fd)
     return r < 0 || (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
-int sk_channel_recv(int fd, void *buf, size_t cap, size_t *len, int *fds, size_t max_fds, size_t *nfds,
-                    bool nonblock, struct sk_error *err)
+int sk_channel_recv(int fd, void *buf, size_t cap, size_t *len, int *fds, size_t max_fds, size_t *nfds, bool nonblock,
+                    struct sk_error *err)
 {
     union {
         char buf[CMSG_SPACE(sizeof(int) * SK_PROTO_MAX_FDS)];
         struct cmsghdr align;
     } control;
     struct iovec iov = {.iov_base = buf, .iov_len = cap};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
-                        .msg_controllen = sizeof(control.buf)};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof(control.buf)};
     *len = 0;
     *nfds = 0;
     int flags = MSG_CMSG_CLOEXEC | (nonblock ? MSG_DONTWAIT : 0);

@@ -28,7 +28,7 @@ int sk_channel_send(int fd, const void *buf, size_t len, const int *fds, size_t 
  * longer than cap gives -EMSGSIZE and one with more fds than fit gives
  * -EPROTO; in both cases *len holds the bytes kept (enough to read the
  * header) and every fd that came with it is already closed. */
-int sk_channel_recv(int fd, void *buf, size_t cap, size_t *len, int *fds, size_t max_fds, size_t *nfds,
-                    bool nonblock, struct sk_error *err);
+int sk_channel_recv(int fd, void *buf, size_t cap, size_t *len, int *fds, size_t max_fds, size_t *nfds, bool nonblock,
+                    struct sk_error *err);
 
 #endif

@@ -214,8 +214,7 @@ struct sk_proto_str sk_proto_str_c(const char *s)
 int sk_proto_str_copy(struct sk_proto_str s, char *buf, size_t size, struct sk_error *err)
 {
     if (size == 0 || s.len > size - 1)
-        return sk_error_setv(err, ENAMETOOLONG, "string of %u bytes is longer than %zu", s.len,
-                             size ? size - 1 : 0);
+        return sk_error_setv(err, ENAMETOOLONG, "string of %u bytes is longer than %zu", s.len, size ? size - 1 : 0);
     if (s.len)
         memcpy(buf, s.ptr, s.len);
     buf[s.len] = '\0';
@@ -397,9 +396,7 @@ static const char *decode_payload(struct sk_proto_reader *r, struct sk_proto_msg
 {
     *known = true;
     switch (m->type) {
-    case SK_PROTO_HELLO:
-        m->u.hello.version = sk_proto_read_u32(r);
-        return NULL;
+    case SK_PROTO_HELLO: m->u.hello.version = sk_proto_read_u32(r); return NULL;
     case SK_PROTO_HELLO_OK:
         m->u.hello_ok.version = sk_proto_read_u32(r);
         m->u.hello_ok.pid = sk_proto_read_u32(r);
@@ -410,9 +407,7 @@ static const char *decode_payload(struct sk_proto_reader *r, struct sk_proto_msg
         if (m->u.error.code == 0 || m->u.error.code > 4095)
             return "error code outside 1..4095";
         return NULL;
-    case SK_PROTO_OK:
-        m->u.ok.handle = sk_proto_read_u32(r);
-        return NULL;
+    case SK_PROTO_OK: m->u.ok.handle = sk_proto_read_u32(r); return NULL;
     case SK_PROTO_SPAWN: {
         read_strv(r, &m->u.spawn.argv);
         read_strv(r, &m->u.spawn.envp);
@@ -468,12 +463,8 @@ static const char *decode_payload(struct sk_proto_reader *r, struct sk_proto_msg
         m->u.stat.path = read_path(r);
         m->u.stat.follow = sk_proto_read_bool(r);
         return NULL;
-    case SK_PROTO_STAT_OK:
-        read_stat(r, &m->u.stat_ok);
-        return NULL;
-    case SK_PROTO_OPEN_READ:
-        m->u.open_read.path = read_path(r);
-        return NULL;
+    case SK_PROTO_STAT_OK: read_stat(r, &m->u.stat_ok); return NULL;
+    case SK_PROTO_OPEN_READ: m->u.open_read.path = read_path(r); return NULL;
     case SK_PROTO_WRITE_BEGIN:
         m->u.write_begin.path = read_path(r);
         m->u.write_begin.mode = sk_proto_read_u32(r);
@@ -481,16 +472,12 @@ static const char *decode_payload(struct sk_proto_reader *r, struct sk_proto_msg
             return "mode has bits beyond 07777";
         return NULL;
     case SK_PROTO_WRITE_COMMIT:
-    case SK_PROTO_WRITE_ABORT:
-        m->u.write_end.handle = sk_proto_read_u32(r);
-        return NULL;
+    case SK_PROTO_WRITE_ABORT: m->u.write_end.handle = sk_proto_read_u32(r); return NULL;
     case SK_PROTO_LIST:
         m->u.list.path = read_path(r);
         m->u.list.recursive = sk_proto_read_bool(r);
         return NULL;
-    case SK_PROTO_LIST_CHUNK:
-        read_list_chunk(r, &m->u.list_chunk);
-        return NULL;
+    case SK_PROTO_LIST_CHUNK: read_list_chunk(r, &m->u.list_chunk); return NULL;
     case SK_PROTO_MKDIR:
         m->u.mkdir.path = read_path(r);
         m->u.mkdir.mode = sk_proto_read_u32(r);
@@ -506,9 +493,7 @@ static const char *decode_payload(struct sk_proto_reader *r, struct sk_proto_msg
         m->u.rename.from = read_path(r);
         m->u.rename.to = read_path(r);
         return NULL;
-    default:
-        *known = false;
-        return NULL;
+    default: *known = false; return NULL;
     }
 }
 
@@ -594,9 +579,7 @@ static void write_list_chunk(struct sk_proto_writer *w, const struct sk_proto_li
 static bool encode_payload(struct sk_proto_writer *w, const struct sk_proto_msg *m)
 {
     switch (m->type) {
-    case SK_PROTO_HELLO:
-        sk_proto_write_u32(w, m->u.hello.version);
-        return true;
+    case SK_PROTO_HELLO: sk_proto_write_u32(w, m->u.hello.version); return true;
     case SK_PROTO_HELLO_OK:
         sk_proto_write_u32(w, m->u.hello_ok.version);
         sk_proto_write_u32(w, m->u.hello_ok.pid);
@@ -605,9 +588,7 @@ static bool encode_payload(struct sk_proto_writer *w, const struct sk_proto_msg 
         sk_proto_write_u32(w, m->u.error.code);
         sk_proto_write_str(w, m->u.error.message);
         return true;
-    case SK_PROTO_OK:
-        sk_proto_write_u32(w, m->u.ok.handle);
-        return true;
+    case SK_PROTO_OK: sk_proto_write_u32(w, m->u.ok.handle); return true;
     case SK_PROTO_SPAWN:
         if (!write_strv(w, &m->u.spawn.argv) || !write_strv(w, &m->u.spawn.envp))
             return false;
@@ -642,27 +623,19 @@ static bool encode_payload(struct sk_proto_writer *w, const struct sk_proto_msg 
         sk_proto_write_str(w, m->u.stat.path);
         sk_proto_write_bool(w, m->u.stat.follow);
         return true;
-    case SK_PROTO_STAT_OK:
-        write_stat(w, &m->u.stat_ok);
-        return true;
-    case SK_PROTO_OPEN_READ:
-        sk_proto_write_str(w, m->u.open_read.path);
-        return true;
+    case SK_PROTO_STAT_OK: write_stat(w, &m->u.stat_ok); return true;
+    case SK_PROTO_OPEN_READ: sk_proto_write_str(w, m->u.open_read.path); return true;
     case SK_PROTO_WRITE_BEGIN:
         sk_proto_write_str(w, m->u.write_begin.path);
         sk_proto_write_u32(w, m->u.write_begin.mode);
         return true;
     case SK_PROTO_WRITE_COMMIT:
-    case SK_PROTO_WRITE_ABORT:
-        sk_proto_write_u32(w, m->u.write_end.handle);
-        return true;
+    case SK_PROTO_WRITE_ABORT: sk_proto_write_u32(w, m->u.write_end.handle); return true;
     case SK_PROTO_LIST:
         sk_proto_write_str(w, m->u.list.path);
         sk_proto_write_bool(w, m->u.list.recursive);
         return true;
-    case SK_PROTO_LIST_CHUNK:
-        write_list_chunk(w, &m->u.list_chunk);
-        return true;
+    case SK_PROTO_LIST_CHUNK: write_list_chunk(w, &m->u.list_chunk); return true;
     case SK_PROTO_MKDIR:
         sk_proto_write_str(w, m->u.mkdir.path);
         sk_proto_write_u32(w, m->u.mkdir.mode);
@@ -676,8 +649,7 @@ static bool encode_payload(struct sk_proto_writer *w, const struct sk_proto_msg 
         sk_proto_write_str(w, m->u.rename.from);
         sk_proto_write_str(w, m->u.rename.to);
         return true;
-    default:
-        return false;
+    default: return false;
     }
 }
 

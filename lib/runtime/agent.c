@@ -202,8 +202,8 @@ static int error_from_reply(const struct sk_proto_msg *m, struct sk_error *err)
 
 /* wait_reply - read until the reply to request `id`, queueing EXIT events
  * and dropping replies to abandoned requests. ERROR replies become errors. */
-static int wait_reply(struct sk_agent *a, uint32_t id, int64_t deadline, struct sk_proto_msg *m, int *fds,
-                      size_t *nfds, struct sk_error *err)
+static int wait_reply(struct sk_agent *a, uint32_t id, int64_t deadline, struct sk_proto_msg *m, int *fds, size_t *nfds,
+                      struct sk_error *err)
 {
     for (;;) {
         int r = agent_recv(a, deadline, m, fds, nfds, err);
@@ -230,8 +230,7 @@ static int wait_reply(struct sk_agent *a, uint32_t id, int64_t deadline, struct 
 
 /* expect - the reply has `type` and exactly `want` fds; otherwise its fds
  * are closed and the call fails with EPROTO. */
-static int expect(const struct sk_proto_msg *m, uint8_t type, int *fds, size_t nfds, size_t want,
-                  struct sk_error *err)
+static int expect(const struct sk_proto_msg *m, uint8_t type, int *fds, size_t nfds, size_t want, struct sk_error *err)
 {
     if (m->type == type && nfds == want)
         return 0;
@@ -310,8 +309,7 @@ static int count_strv(const char *const *v, uint32_t *count, const char *what, s
     return 0;
 }
 
-int sk_agent_spawn(struct sk_agent *a, const struct sk_agent_spawn *s, struct sk_agent_proc *out,
-                   struct sk_error *err)
+int sk_agent_spawn(struct sk_agent *a, const struct sk_agent_spawn *s, struct sk_agent_proc *out, struct sk_error *err)
 {
     *out = (struct sk_agent_proc){.stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1, .pty_fd = -1};
     if (s->argv == NULL || s->argv[0] == NULL || s->argv[0][0] == '\0')
@@ -335,8 +333,8 @@ int sk_agent_spawn(struct sk_agent *a, const struct sk_agent_spawn *s, struct sk
     req.u.spawn.rows = s->rows;
     req.u.spawn.cols = s->cols;
     req.u.spawn.timeout_ms = s->timeout_ms;
-    uint32_t want = s->pty ? SK_PROTO_FD_PTY
-                           : SK_PROTO_FD_STDOUT | SK_PROTO_FD_STDERR | (s->want_stdin ? SK_PROTO_FD_STDIN : 0);
+    uint32_t want =
+        s->pty ? SK_PROTO_FD_PTY : SK_PROTO_FD_STDOUT | SK_PROTO_FD_STDERR | (s->want_stdin ? SK_PROTO_FD_STDIN : 0);
     size_t nwant = (size_t)__builtin_popcount(want);
 
     int fds[SK_PROTO_MAX_FDS] = {-1, -1, -1, -1};
@@ -468,8 +466,7 @@ int sk_agent_open_read(struct sk_agent *a, const char *path, int *fd, struct sk_
         return r;
     if (!check_fd(fds[0], S_IFREG, READABLE)) {
         close(fds[0]);
-        return sk_error_setv(err, EPROTO, "open '%s': skiff-init passed something other than a readable file",
-                             path);
+        return sk_error_setv(err, EPROTO, "open '%s': skiff-init passed something other than a readable file", path);
     }
     *fd = fds[0];
     return 0;
@@ -537,8 +534,7 @@ int sk_agent_write_begin(struct sk_agent *a, const char *path, uint32_t mode, in
         close(fds[0]);
         if (reply.u.ok.handle != 0)
             sk_agent_write_abort(a, reply.u.ok.handle, NULL);
-        return sk_error_setv(err, EPROTO, "write '%s': skiff-init passed something other than a writable file",
-                             path);
+        return sk_error_setv(err, EPROTO, "write '%s': skiff-init passed something other than a writable file", path);
     }
     *fd = fds[0];
     *handle = reply.u.ok.handle;

@@ -73,8 +73,8 @@ struct sk_agent_spawn {
 };
 
 struct sk_agent_proc {
-    uint32_t id; /* skiff-init's process id, for signal/resize/events */
-    pid_t pid;   /* pid inside the sandbox's pid namespace (informational) */
+    uint32_t id;                                /* skiff-init's process id, for signal/resize/events */
+    pid_t pid;                                  /* pid inside the sandbox's pid namespace (informational) */
     int stdin_fd, stdout_fd, stderr_fd, pty_fd; /* -1 where absent; caller owns fds */
 };
 
@@ -86,8 +86,7 @@ struct sk_agent_proc {
  * such file or directory", ENOENT "chdir '/x': ...", EAGAIN when too many
  * processes run), EINVAL for a bad spec, E2BIG when argv+envp exceed one
  * message (64 KiB). */
-int sk_agent_spawn(struct sk_agent *a, const struct sk_agent_spawn *s, struct sk_agent_proc *out,
-                   struct sk_error *err);
+int sk_agent_spawn(struct sk_agent *a, const struct sk_agent_spawn *s, struct sk_agent_proc *out, struct sk_error *err);
 
 /* sk_agent_signal - send signal `signo` (1..64) to the process itself (not
  * its group). ESRCH when proc_id is unknown or has already been reported. */
@@ -99,9 +98,9 @@ int sk_agent_resize(struct sk_agent *a, uint32_t proc_id, uint16_t rows, uint16_
 
 struct sk_agent_event {
     uint32_t proc_id;
-    int exit_code;    /* exit status, or 128 + signo when killed by a signal */
-    int signo;        /* the killing signal, 0 when it exited */
-    bool timed_out;   /* killed by skiff-init because its timeout passed */
+    int exit_code;  /* exit status, or 128 + signo when killed by a signal */
+    int signo;      /* the killing signal, 0 when it exited */
+    bool timed_out; /* killed by skiff-init because its timeout passed */
     bool core_dumped;
 };
 
@@ -118,10 +117,10 @@ int sk_agent_next_event(struct sk_agent *a, struct sk_agent_event *ev, int timeo
  * 4096 bytes. */
 
 struct sk_file_stat {
-    char type; /* 'f' regular, 'd' directory, 'l' symlink, 'o' other */
+    char type;     /* 'f' regular, 'd' directory, 'l' symlink, 'o' other */
     uint32_t mode; /* permission bits (07777) */
     uint64_t size;
-    int64_t mtime_ns; /* since the epoch */
+    int64_t mtime_ns;  /* since the epoch */
     uint32_t uid, gid; /* as seen inside the sandbox */
 };
 
@@ -162,7 +161,7 @@ int sk_agent_write_file(struct sk_agent *a, const char *path, const void *data, 
                         struct sk_error *err);
 
 struct sk_file_entry {
-    char *path; /* relative to the listed directory ("a/b" when recursive) */
+    char *path;             /* relative to the listed directory ("a/b" when recursive) */
     struct sk_file_stat st; /* of the entry itself (symlinks not followed) */
 };
 

@@ -77,7 +77,8 @@ static void nap_us(long usec)
     nanosleep(&ts, NULL);
 }
 
-/* next_nap - poll intervals: 1 ms, doubling, at most 20 ms. */
+/* next_nap - poll intervals: from 50 us (callers start there: freezing and
+ * dying take tens of microseconds), doubling, at most 20 ms. */
 static long next_nap(long usec)
 {
     return usec * 2 > 20000 ? 20000 : usec * 2;
@@ -99,8 +100,8 @@ static bool valid_component(const char *s, size_t len)
         return false;
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                  c == '_' || c == '-';
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+                  c == '-';
         if (!ok)
             return false;
     }
@@ -396,7 +397,7 @@ static int rmdir_tree(const char *dir, int depth)
         closedir(d);
     }
     int64_t deadline = sk_now_ns() + CG_RMDIR_TIMEOUT_NS;
-    for (long us = 1000;; us = next_nap(us)) {
+    for (long us = 50;; us = next_nap(us)) {
         if (rmdir(dir) == 0 || errno == ENOENT)
             return 0;
         if (errno != EBUSY || sk_now_ns() >= deadline)
@@ -501,8 +502,8 @@ static void v2_enable(const char *dir)
         snprintf(op, sizeof(op), "+%s", wanted[i]);
         int r = write_str(dir, "cgroup.subtree_control", op);
         if (r < 0)
-            sk_log_warn("cannot enable cgroup v2 controller '%s' in '%s/cgroup.subtree_control': %s", wanted[i],
-                        dir, strerror(-r));
+            sk_log_warn("cannot enable cgroup v2 controller '%s' in '%s/cgroup.subtree_control': %s", wanted[i], dir,
+                        strerror(-r));
     }
 }
 
@@ -549,8 +550,7 @@ static int setup_v2(struct sk_cgroup_system *sys, const char *root, bool forced,
         if (n > 0 && (size_t)n < sizeof(list) - used)
             used += (size_t)n;
     }
-    sk_log_info("cgroup driver 'v2'%s (%s at '%s')", forced ? " (forced)" : "", used ? list : "no controllers",
-                parent);
+    sk_log_info("cgroup driver 'v2'%s (%s at '%s')", forced ? " (forced)" : "", used ? list : "no controllers", parent);
     return 0;
 }
 
@@ -667,8 +667,7 @@ static int missing_ctrl(const struct sk_cgroup *cg, enum cg_ctrl c, struct sk_er
     if (cg->driver == SK_CGROUP_V2)
         return sk_error_setv(err, ENOTSUP, "cgroup v2 controller '%s' is not available at '%s'", ctrl_names[c],
                              cg->where);
-    return sk_error_setv(err, ENOTSUP, "cgroup v1 controller '%s' is not mounted under '%s'", ctrl_names[c],
-                         cg->where);
+    return sk_error_setv(err, ENOTSUP, "cgroup v1 controller '%s' is not mounted under '%s'", ctrl_names[c], cg->where);
 }
 
 /* ctrl_dir - the group's directory in the hierarchy carrying c, or NULL. */
@@ -706,8 +705,7 @@ static int set_limits_v1(struct sk_cgroup *cg, const struct sk_cgroup_limits *li
     } else {
         snprintf(val, sizeof(val), "%lld", lim->memory_bytes > 0 ? (long long)lim->memory_bytes : -1LL);
         char path[PATH_MAX];
-        bool memsw = join_path(path, sizeof(path), mem, "memory.memsw.limit_in_bytes") == 0 &&
-                     access(path, F_OK) == 0;
+        bool memsw = join_path(path, sizeof(path), mem, "memory.memsw.limit_in_bytes") == 0 && access(path, F_OK) == 0;
         /* The kernel keeps memsw >= limit: raising goes memsw first, lowering
          * limit first. Try limit first and swap the order on EINVAL. */
         r = write_str(mem, "memory.limit_in_bytes", val);
@@ -869,8 +867,11 @@ undo_dirs:
 
 int sk_cgroup_enter(const struct sk_cgroup *cg, pid_t pid, struct sk_error *err)
 {
+    /* A negative pid must not turn into "0", which would move the caller. */
+    if (pid < 0)
+        return sk_error_setv(err, EINVAL, "invalid pid %d", (int)pid);
     char buf[24];
-    size_t len = fmt_u64(buf, sizeof(buf), pid > 0 ? (unsigned long long)pid : 0);
+    size_t len = fmt_u64(buf, sizeof(buf), (unsigned long long)pid);
     for (size_t i = 0; i < cg->n; i++) {
         int fd = SK_RETRY_EINTR(open(cg->procs[i], O_WRONLY | O_CLOEXEC));
         if (fd < 0)
@@ -988,7 +989,7 @@ bool sk_cgroup_is_empty(const struct sk_cgroup *cg)
 static int wait_empty(const struct sk_cgroup *cg, bool rekill, struct sk_error *err)
 {
     int64_t deadline = sk_now_ns() + CG_KILL_TIMEOUT_NS;
-    for (long us = 1000;; us = next_nap(us)) {
+    for (long us = 50;; us = next_nap(us)) {
         if (sk_cgroup_is_empty(cg))
             return 0;
         if (sk_now_ns() >= deadline)
@@ -1017,7 +1018,7 @@ static int kill_v1(struct sk_cgroup *cg, struct sk_error *err)
     if (fz != NULL && write_str(fz, "freezer.state", "FROZEN") == 0) {
         frozen = true;
         int64_t deadline = sk_now_ns() + CG_FREEZE_TIMEOUT_NS;
-        for (long us = 1000; !freezer_reads(fz, "FROZEN"); us = next_nap(us)) {
+        for (long us = 50; !freezer_reads(fz, "FROZEN"); us = next_nap(us)) {
             if (sk_now_ns() >= deadline) {
                 sk_log_debug("cgroup '%s' did not freeze in time, killing anyway", fz);
                 break;
@@ -1054,6 +1055,8 @@ static int kill_v2(struct sk_cgroup *cg, struct sk_error *err)
 
 int sk_cgroup_kill(struct sk_cgroup *cg, struct sk_error *err)
 {
+    if (sk_cgroup_is_empty(cg))
+        return 0;
     int r = cg->driver == SK_CGROUP_V2 ? kill_v2(cg, err) : kill_v1(cg, err);
     if (r < 0)
         return sk_error_prefix(err, "kill cgroup '%s'", cg->name);

@@ -1,5 +1,6 @@
 #include "runtime/runtime.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
@@ -165,7 +166,25 @@ static bool sandbox_owner_alive(const char *name, void *opaque)
 
 int sk_runtime_cleanup_stale(struct sk_runtime *rt, struct sk_error *err)
 {
-    return sk_cgroup_cleanup_stale(rt->cgroups, "sb-", sandbox_owner_alive, rt, err);
+    int n = sk_cgroup_cleanup_stale(rt->cgroups, "sb-", sandbox_owner_alive, rt, err);
+    if (n < 0)
+        return n;
+    /* Lock files whose owner died before its cgroup existed, or after it
+     * was removed, have no cgroup to be found by: sweep them too. */
+    DIR *d = opendir(rt->locks_dir);
+    if (d == NULL)
+        return n;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        if (strncmp(de->d_name, "sb-", 3) != 0 || len < 6 || strcmp(de->d_name + len - 5, ".lock") != 0)
+            continue;
+        char name[NAME_MAX + 1];
+        snprintf(name, sizeof(name), "%.*s", (int)(len - 5), de->d_name);
+        sandbox_owner_alive(name, rt); /* unlinks the file when nobody holds it */
+    }
+    closedir(d);
+    return n;
 }
 
 int sk_runtime_acquire_range(struct sk_runtime *rt, struct sk_idrange *r, struct sk_error *err)

@@ -301,6 +301,19 @@ static void reap(struct sk_sandbox *sb)
     sb->reaped = true;
 }
 
+/* kill_pid1 - SIGKILL the sandbox's pid 1 and reap it. When the init of a
+ * pid namespace dies the kernel kills every other process in it and waits
+ * for them, so after the reap nothing of the sandbox runs any more: faster
+ * than any cgroup-wide kill, which stays as the backstop. */
+static void kill_pid1(struct sk_sandbox *sb)
+{
+    if (sb->pid <= 0 || sb->reaped)
+        return;
+    if (sb->pidfd < 0 || syscall(SYS_pidfd_send_signal, sb->pidfd, SIGKILL, NULL, 0) < 0)
+        kill(sb->pid, SIGKILL);
+    reap(sb);
+}
+
 int sk_sandbox_create(struct sk_runtime *rt, const struct sk_sandbox_spec *spec, struct sk_sandbox **out,
                       struct sk_error *err)
 {
@@ -435,13 +448,9 @@ void sk_sandbox_free(struct sk_sandbox *sb)
     if (sb == NULL)
         return;
     struct sk_error err = {0};
-    if (sb->cgroup != NULL) {
-        if (sk_cgroup_destroy(sb->cgroup, &err) < 0)
-            sk_log_warn("sandbox '%s': %s", sb->id, err.msg);
-    } else if (sb->pid > 0 && !sb->reaped) {
-        kill(sb->pid, SIGKILL);
-    }
-    reap(sb);
+    kill_pid1(sb);
+    if (sb->cgroup != NULL && sk_cgroup_destroy(sb->cgroup, &err) < 0)
+        sk_log_warn("sandbox '%s': %s", sb->id, err.msg);
     sk_cgroup_free(sb->cgroup);
     sk_agent_free(sb->agent);
     sk_close(&sb->pidfd);
@@ -506,11 +515,8 @@ int sk_sandbox_kill(struct sk_sandbox *sb, enum sk_end_reason reason, struct sk_
 {
     if (sb->reason == SK_END_NONE)
         sb->reason = reason;
-    int ret = sk_cgroup_kill(sb->cgroup, err);
-    if (ret < 0)
-        kill(sb->pid, SIGKILL);
-    reap(sb);
-    return ret;
+    kill_pid1(sb);
+    return sk_cgroup_kill(sb->cgroup, err);
 }
 
 enum sk_end_reason sk_sandbox_reason(const struct sk_sandbox *sb)

@@ -257,7 +257,7 @@ TEST_TIMEOUT(path_search_uses_the_spawned_environment, 20)
     struct fx f;
     fx_start(&f);
     /* A command found only through envp's PATH. */
-    char dir[PATH_MAX], script[PATH_MAX + 32], pathvar[PATH_MAX + 16];
+    char dir[128], script[192], pathvar[224];
     snprintf(dir, sizeof(dir), "%s-bin", f.root);
     ASSERT_EQ_INT(mkdir(dir, 0755), 0);
     snprintf(script, sizeof(script), "%s/skiff-hello", dir);

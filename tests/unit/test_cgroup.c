@@ -169,7 +169,7 @@ static const char *read_ctrl(const char *ctrl, const char *name, const char *fil
  * number of directories that could not be removed. */
 static int remove_parent(const char *p)
 {
-    static const char *const bases[] = {"memory", "cpu",  "cpuacct", "pids",          "freezer",
+    static const char *const bases[] = {"memory",      "cpu",         "cpuacct", "pids", "freezer",
                                         "cpu,cpuacct", "cpuacct,cpu", "unified", NULL};
     int failed = 0;
     char path[PATH_MAX];
@@ -246,6 +246,10 @@ static void finish(void)
     sk_cgroup_system_free(sys);
     sys = NULL;
     ASSERT_EQ_INT(remove_parent(parent), 0);
+    /* Everything we started is dead now; reap the orphans we adopted so no
+     * zombie outlives the test (pid 1 may never reap it). */
+    while (waitpid(-1, NULL, WNOHANG) > 0)
+        ;
 }
 
 /* ---- child processes -------------------------------------------------- */
@@ -564,8 +568,8 @@ TEST(limits_are_visible_in_control_files)
     for (size_t i = 0; i < np; i++)
         ASSERT_TRUE(path_exists(paths[i]));
 
-    static const char *const bad[] = {"", ".", "..", "a/b", "a b", "x\n",
-                                      "0123456789012345678901234567890123456789012345678901234567890123456789"};
+    static const char *const bad[] = {
+        "", ".", "..", "a/b", "a b", "x\n", "0123456789012345678901234567890123456789012345678901234567890123456789"};
     for (size_t i = 0; i < SK_ARRAY_SIZE(bad); i++) {
         struct sk_cgroup *b = NULL;
         ASSERT_EQ_INT(sk_cgroup_new(sys, bad[i], NULL, &b, &err), -EINVAL);
@@ -605,6 +609,13 @@ TEST(enter_moves_a_forked_child)
     ASSERT_GT_INT(b, 0);
     ASSERT_OK(sk_cgroup_enter(cg, b, &err));
     assert_in_group(b, "enter");
+    /* A negative pid is refused rather than read as "the caller". */
+    ASSERT_EQ_INT(sk_cgroup_enter(cg, -b, &err), -EINVAL);
+    ASSERT_EQ_INT(sk_cgroup_enter(cg, -1, &err), -EINVAL);
+    char self[64], text[4096];
+    snprintf(self, sizeof(self), "/proc/%d/cgroup", (int)getpid());
+    ASSERT_TRUE(read_text(self, text, sizeof(text)));
+    ASSERT_NOT_CONTAINS(text, "/enter\n");
 
     struct sk_cgroup_usage u;
     ASSERT_OK(sk_cgroup_read_usage(cg, &u, &err));

@@ -446,8 +446,8 @@ TEST(counts_are_bounded)
     ASSERT_CONTAINS(err.msg, "too many strings");
 
     /* A count of 2^32-1 over a tiny payload fails fast, not after 4e9 steps. */
-    uint8_t b[SK_PROTO_HEADER_SIZE + 5] = {0x53, 0x4b, 1, SK_PROTO_LIST_CHUNK, 1, 0, 0, 0, 5, 0, 0, 0,
-                                           0,    0xff, 0xff, 0xff, 0xff};
+    uint8_t b[SK_PROTO_HEADER_SIZE + 5] = {0x53, 0x4b, 1,   SK_PROTO_LIST_CHUNK, 1, 0, 0, 0, 5, 0, 0, 0, 0, 0xff,
+                                           0xff, 0xff, 0xff};
     ASSERT_LT_INT(sk_proto_decode(b, sizeof(b), &d, &err), 0);
     b[SK_PROTO_HEADER_SIZE + 1] = 5; /* 5 entries claimed, none present */
     b[SK_PROTO_HEADER_SIZE + 2] = b[SK_PROTO_HEADER_SIZE + 3] = b[SK_PROTO_HEADER_SIZE + 4] = 0;
@@ -455,8 +455,8 @@ TEST(counts_are_bounded)
     b[SK_PROTO_HEADER_SIZE + 1] = 0; /* zero entries: fine */
     ASSERT_OK(sk_proto_decode(b, sizeof(b), &d, &err));
 
-    uint8_t v[SK_PROTO_HEADER_SIZE + 8] = {0x53, 0x4b, 1, SK_PROTO_SPAWN, 1, 0, 0, 0, 8, 0, 0, 0,
-                                           0x01, 0x10, 0, 0}; /* argv count 4097 */
+    uint8_t v[SK_PROTO_HEADER_SIZE + 8] = {0x53, 0x4b, 1, SK_PROTO_SPAWN, 1,    0, 0, 0, 8,
+                                           0,    0,    0, 0x01,           0x10, 0, 0}; /* argv count 4097 */
     ASSERT_EQ_INT(sk_proto_decode(v, sizeof(v), &d, &err), -EPROTO);
     ASSERT_CONTAINS(err.msg, "too many strings");
 }
