@@ -11,6 +11,7 @@
 BUILD ?= build
 SANITIZE ?= 0
 FUZZ_SECONDS ?= 30
+FUZZ_TEST_SECONDS ?= 15
 
 CC ?= cc
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla \
@@ -52,9 +53,12 @@ HARNESS_OBJ := $(BUILD)/obj/tests/harness.o
 HELPER_SRCS := $(sort $(wildcard tests/helpers/*.c))
 HELPER_BINS := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(HELPER_SRCS))
 
+FUZZ_BIN := $(BUILD)/fuzz/fuzz_proto
 ALL_BINS := $(BUILD)/libskiff.a $(BUILD)/skiff $(BUILD)/skiff-init
 
 .PHONY: all test asan bench run format format-check fuzz clean
+# keep intermediate objects (the test binaries are chained implicit rules)
+.SECONDARY:
 all: $(ALL_BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -89,13 +93,18 @@ $(BUILD)/tests/helpers/%: tests/helpers/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(AGENT_CFLAGS) -Ilib $(AGENT_LDFLAGS) -o $@ $<
 
-test: $(ALL_BINS) $(TEST_BINS) $(HELPER_BINS)
-	@scripts/run-tests $(BUILD) $(TEST_BINS)
+ifeq ($(SANITIZE),1)
+FUZZ_CHECK :=
+else
+FUZZ_CHECK := $(FUZZ_BIN)
+endif
+
+test: $(ALL_BINS) $(TEST_BINS) $(HELPER_BINS) $(FUZZ_CHECK)
+	@FUZZ_BIN="$(FUZZ_CHECK)" FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) scripts/run-tests $(BUILD) $(TEST_BINS)
 
 asan:
 	$(MAKE) BUILD=build/asan SANITIZE=1 test
 
-FUZZ_BIN := $(BUILD)/fuzz/fuzz_proto
 $(FUZZ_BIN): tests/fuzz/fuzz_proto.c $(wildcard lib/proto/*.c) lib/base/error.c lib/base/util.c
 	@mkdir -p $(dir $@)
 	clang -std=c17 -D_GNU_SOURCE -g -O1 -Ilib -fsanitize=fuzzer,address,undefined -o $@ $^

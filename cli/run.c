@@ -22,27 +22,26 @@
 
 void cmd_run_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: skiff run [options] -- CMD [ARGS...]\n"
-            "\n"
-            "Run CMD in a fresh sandbox, stream its stdout and stderr, forward stdin, and\n"
-            "exit with CMD's exit code (128+N when a signal ended it). An abnormal end\n"
-            "(oom, timeout, ...) is reported on stderr.\n"
-            "\n"
-            "options:\n"
-            "  --memory SIZE        memory limit, swap off (e.g. 256M, 1G)\n"
-            "  --cpu CORES          CPU quota in cores (e.g. 0.5)\n"
-            "  --pids N             maximum number of processes\n"
-            "  --disk SIZE          size of the writable layer (default 1G; charged as memory)\n"
-            "  --timeout SECONDS    kill the sandbox after this long (reason 'timeout')\n"
-            "  --env K=V            set an environment variable (repeatable)\n"
-            "  --workdir DIR        working directory inside the sandbox (default /)\n"
-            "  --image host|PATH    root file system: the host's /usr (default) or a rootfs dir\n"
-            "  --mount HOST:SANDBOX[:ro]  bind a host path into the sandbox (repeatable)\n"
-            "  --hostname NAME      hostname inside the sandbox (default: the sandbox id)\n"
-            "  --json               print one result record as the last line of stdout:\n"
-            "                       exit_code, signal, reason, wall_ms, cpu_ms, peak_memory_bytes\n"
-            "  -h, --help           show this help\n");
+    fprintf(out, "usage: skiff run [options] -- CMD [ARGS...]\n"
+                 "\n"
+                 "Run CMD in a fresh sandbox, stream its stdout and stderr, forward stdin, and\n"
+                 "exit with CMD's exit code (128+N when a signal ended it). An abnormal end\n"
+                 "(oom, timeout, ...) is reported on stderr.\n"
+                 "\n"
+                 "options:\n"
+                 "  --memory SIZE        memory limit, swap off (e.g. 256M, 1G)\n"
+                 "  --cpu CORES          CPU quota in cores (e.g. 0.5)\n"
+                 "  --pids N             maximum number of processes\n"
+                 "  --disk SIZE          size of the writable layer (default 1G; charged as memory)\n"
+                 "  --timeout SECONDS    kill the sandbox after this long (reason 'timeout')\n"
+                 "  --env K=V            set an environment variable (repeatable)\n"
+                 "  --workdir DIR        working directory inside the sandbox (default /)\n"
+                 "  --image host|PATH    root file system: the host's /usr (default) or a rootfs dir\n"
+                 "  --mount HOST:SANDBOX[:ro]  bind a host path into the sandbox (repeatable)\n"
+                 "  --hostname NAME      hostname inside the sandbox (default: the sandbox id)\n"
+                 "  --json               print one result record as the last line of stdout:\n"
+                 "                       exit_code, signal, reason, wall_ms, cpu_ms, peak_memory_bytes\n"
+                 "  -h, --help           show this help\n");
 }
 
 struct run_opts {
@@ -91,12 +90,18 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 {
     enum { O_MEMORY = 256, O_CPU, O_PIDS, O_DISK, O_TIMEOUT, O_ENV, O_WORKDIR, O_IMAGE, O_MOUNT, O_JSON, O_HOSTNAME };
     static const struct option longopts[] = {
-        {"memory", required_argument, NULL, O_MEMORY},   {"cpu", required_argument, NULL, O_CPU},
-        {"pids", required_argument, NULL, O_PIDS},       {"disk", required_argument, NULL, O_DISK},
-        {"timeout", required_argument, NULL, O_TIMEOUT}, {"env", required_argument, NULL, O_ENV},
-        {"workdir", required_argument, NULL, O_WORKDIR}, {"image", required_argument, NULL, O_IMAGE},
-        {"mount", required_argument, NULL, O_MOUNT},     {"json", no_argument, NULL, O_JSON},
-        {"hostname", required_argument, NULL, O_HOSTNAME}, {"help", no_argument, NULL, 'h'},
+        {"memory", required_argument, NULL, O_MEMORY},
+        {"cpu", required_argument, NULL, O_CPU},
+        {"pids", required_argument, NULL, O_PIDS},
+        {"disk", required_argument, NULL, O_DISK},
+        {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"env", required_argument, NULL, O_ENV},
+        {"workdir", required_argument, NULL, O_WORKDIR},
+        {"image", required_argument, NULL, O_IMAGE},
+        {"mount", required_argument, NULL, O_MOUNT},
+        {"json", no_argument, NULL, O_JSON},
+        {"hostname", required_argument, NULL, O_HOSTNAME},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct sk_error err = {0};

@@ -11,6 +11,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define SK_TEST_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SK_TEST_LSAN 1
+#endif
+#endif
+
+#ifdef SK_TEST_LSAN
+/* LeakSanitizer's check; a test child leaves with _exit, which skips the
+ * automatic one, so the harness runs it after each test. */
+int __lsan_do_recoverable_leak_check(void);
+#endif
+
 struct test {
     const char *name;
     sk_test_fn fn;
@@ -220,6 +234,12 @@ int main(int argc, char **argv)
             alarm((unsigned)t->timeout_s);
             t->fn();
             fflush(NULL);
+#ifdef SK_TEST_LSAN
+            if (__lsan_do_recoverable_leak_check() != 0) {
+                fprintf(stderr, "    LeakSanitizer found leaks\n");
+                _exit(1);
+            }
+#endif
             _exit(0);
         }
         setpgid(pid, pid);

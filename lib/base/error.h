@@ -20,12 +20,10 @@ struct sk_error {
  * The strerror(code) text is appended after ": ". Always returns -code (or -EIO
  * when code is 0) so callers can `return sk_error_set(err, errno, "...")`.
  * Async-signal-safe enough for a forked child: uses vsnprintf only. */
-int sk_error_set(struct sk_error *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int sk_error_set(struct sk_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* sk_error_setv - like sk_error_set but without the strerror suffix. */
-int sk_error_setv(struct sk_error *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int sk_error_setv(struct sk_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* sk_error_prefix - prepend context: "create sandbox: <old message>". Returns -code. */
 int sk_error_prefix(struct sk_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -166,14 +166,28 @@ int sk_parse_size(const char *s, int64_t *out, struct sk_error *err)
         return sk_error_setv(err, EINVAL, "invalid size '%s'", s);
     double mult = 1;
     switch (*end) {
-    case '\0':
+    case '\0': break;
+    case 'k':
+    case 'K':
+        mult = 1024.0;
+        end++;
         break;
-    case 'k': case 'K': mult = 1024.0; end++; break;
-    case 'm': case 'M': mult = 1024.0 * 1024; end++; break;
-    case 'g': case 'G': mult = 1024.0 * 1024 * 1024; end++; break;
-    case 't': case 'T': mult = 1024.0 * 1024 * 1024 * 1024; end++; break;
-    default:
-        return sk_error_setv(err, EINVAL, "invalid size '%s' (use a number with K, M, G or T)", s);
+    case 'm':
+    case 'M':
+        mult = 1024.0 * 1024;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        mult = 1024.0 * 1024 * 1024;
+        end++;
+        break;
+    case 't':
+    case 'T':
+        mult = 1024.0 * 1024 * 1024 * 1024;
+        end++;
+        break;
+    default: return sk_error_setv(err, EINVAL, "invalid size '%s' (use a number with K, M, G or T)", s);
     }
     if (*end == 'i' || *end == 'I')
         end++;

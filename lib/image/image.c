@@ -21,10 +21,19 @@ static const char *const host_top_level[] = {"bin", "sbin", "lib", "lib32", "lib
  * protocol tables. Deliberately absent: shadow, gshadow, ssh/, sudoers*,
  * ssl/private, machine-id, environment (may hold proxy credentials). */
 static const char *const host_etc_copy[] = {
-    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime", "timezone",
-    "ssl/certs", "ca-certificates.conf", "protocols", "services", "mime.types", "debian_version",
-    "profile", "bash.bashrc", "inputrc", "magic", "magic.mime", "python3", "python3.11", "perl",
-    "gai.conf", "ethertypes", "networks", "issue", "terminfo", "bindresvport.blacklist",
+    "ld.so.cache",  "ld.so.conf",
+    "ld.so.conf.d", "alternatives",
+    "localtime",    "timezone",
+    "ssl/certs",    "ca-certificates.conf",
+    "protocols",    "services",
+    "mime.types",   "debian_version",
+    "profile",      "bash.bashrc",
+    "inputrc",      "magic",
+    "magic.mime",   "python3",
+    "python3.11",   "perl",
+    "gai.conf",     "ethertypes",
+    "networks",     "issue",
+    "terminfo",     "bindresvport.blacklist",
 };
 
 static const char etc_passwd[] = "root:x:0:0:root:/root:/bin/sh\n"
@@ -141,10 +150,9 @@ static int build_host_skeleton(const char *dir, struct sk_error *err)
         const char *name;
         mode_t mode;
     } dirs[] = {
-        {"usr", 0755},     {"etc", 0755},     {"proc", 0555},    {"sys", 0555},      {"dev", 0755},
-        {"tmp", 01777},    {"root", 0700},    {"home", 0755},    {"run", 0755},      {"var", 0755},
-        {"var/tmp", 01777}, {"var/lib", 0755}, {"var/cache", 0755}, {"var/log", 0755}, {"mnt", 0755},
-        {"opt", 0755},     {"srv", 0755},     {"etc/ssl", 0755},
+        {"usr", 0755},       {"etc", 0755},     {"proc", 0555}, {"sys", 0555}, {"dev", 0755},      {"tmp", 01777},
+        {"root", 0700},      {"home", 0755},    {"run", 0755},  {"var", 0755}, {"var/tmp", 01777}, {"var/lib", 0755},
+        {"var/cache", 0755}, {"var/log", 0755}, {"mnt", 0755},  {"opt", 0755}, {"srv", 0755},      {"etc/ssl", 0755},
     };
     for (size_t i = 0; i < SK_ARRAY_SIZE(dirs); i++) {
         if (mkdirat(root, dirs[i].name, dirs[i].mode) < 0 || fchmodat(root, dirs[i].name, dirs[i].mode, 0) < 0) {

@@ -46,7 +46,7 @@ struct sk_cgroup_usage {
     uint64_t memory_current; /* bytes charged now */
     uint64_t memory_peak;    /* high-water mark in bytes (0 if unknown) */
     uint64_t pids_current;
-    uint64_t oom_kills;      /* OOM kills inside the group so far */
+    uint64_t oom_kills; /* OOM kills inside the group so far */
 };
 
 struct sk_cgroup;

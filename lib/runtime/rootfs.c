@@ -18,8 +18,9 @@
 /* Files under /proc that leak host information or allow host-wide actions.
  * They are covered by /dev/null (files) or an empty read-only tmpfs (dirs). */
 static const char *const proc_masked[] = {
-    "kcore", "keys", "key-users", "timer_list", "sched_debug", "kallsyms", "latency_stats", "kpagecount",
-    "kpageflags", "kpagecgroup", "vmallocinfo", "sysrq-trigger", "config.gz", "acpi", "scsi", "asound",
+    "kcore",         "keys",       "key-users",  "timer_list",  "sched_debug", "kallsyms",
+    "latency_stats", "kpagecount", "kpageflags", "kpagecgroup", "vmallocinfo", "sysrq-trigger",
+    "config.gz",     "acpi",       "scsi",       "asound",
 };
 /* Entries that stay readable but must not be written: the global kernel
  * settings (sysctls outside the sandbox's own namespaces) and interrupt and
@@ -28,9 +29,8 @@ static const char *const proc_read_only[] = {"sys", "irq", "bus", "fs"};
 
 static const char *const dev_nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
 
-int sk_rootfs_plan_new(const char *state_dir, const struct sk_image *img, const struct sk_sandbox_spec *spec,
-                       uid_t uid, gid_t gid, bool idmap, const char *hostname, struct sk_rootfs_plan **out,
-                       struct sk_error *err)
+int sk_rootfs_plan_new(const char *state_dir, const struct sk_image *img, const struct sk_sandbox_spec *spec, uid_t uid,
+                       gid_t gid, bool idmap, const char *hostname, struct sk_rootfs_plan **out, struct sk_error *err)
 {
     _cleanup_free_ struct sk_rootfs_plan *p = xcalloc(1, sizeof(*p));
     int64_t disk = spec->disk_bytes > 0 ? spec->disk_bytes : SK_SANDBOX_DEFAULT_DISK;
@@ -45,14 +45,15 @@ int sk_rootfs_plan_new(const char *state_dir, const struct sk_image *img, const 
         return sk_error_setv(err, EINVAL, "image '%s' has no layers", img->name);
     p->n_layers = img->n_layers;
     size_t off = (size_t)snprintf(p->overlay_opts, sizeof(p->overlay_opts), "lowerdir=");
-    for (size_t i = 0; i < img->n_layers; i++) {
+    for (size_t i = 0; i < img->n_layers && off < sizeof(p->overlay_opts); i++) {
         snprintf(p->layer_src[i], PATH_MAX, "%s", img->layers[i]);
-        snprintf(p->layer_mnt[i], PATH_MAX, "%s/l%zu", p->stage, i);
+        snprintf(p->layer_mnt[i], PATH_MAX, "%s/mnt/l%zu", state_dir, i);
         off += (size_t)snprintf(p->overlay_opts + off, sizeof(p->overlay_opts) - off, "%s%s", i ? ":" : "",
                                 p->layer_mnt[i]);
     }
-    off += (size_t)snprintf(p->overlay_opts + off, sizeof(p->overlay_opts) - off,
-                            ",upperdir=%s/upper,workdir=%s/work", p->stage, p->stage);
+    if (off < sizeof(p->overlay_opts))
+        off += (size_t)snprintf(p->overlay_opts + off, sizeof(p->overlay_opts) - off,
+                                ",upperdir=%s/mnt/upper,workdir=%s/mnt/work", state_dir, state_dir);
     if (off >= sizeof(p->overlay_opts))
         return sk_error_setv(err, ENAMETOOLONG, "overlay options for state dir '%s' are too long", state_dir);
 
@@ -91,8 +92,7 @@ int sk_rootfs_plan_new(const char *state_dir, const struct sk_image *img, const 
         if (stat(m->source, &st) < 0)
             return sk_error_set(err, errno, "mount source '%s'", m->source);
         if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
-            return sk_error_setv(err, EINVAL, "mount source '%s' is neither a directory nor a regular file",
-                                 m->source);
+            return sk_error_setv(err, EINVAL, "mount source '%s' is neither a directory nor a regular file", m->source);
         struct sk_rootfs_bind *b = &p->binds[p->n_binds++];
         snprintf(b->source, PATH_MAX, "%s", m->source);
         snprintf(b->target, PATH_MAX, "%s", m->target);
@@ -234,8 +234,11 @@ static int prepare_dev(const struct sk_rootfs_plan *plan, int rootfd, struct sk_
     }
     static const struct {
         const char *target, *name;
-    } links[] = {{"pts/ptmx", "ptmx"},       {"/proc/self/fd", "fd"},     {"/proc/self/fd/0", "stdin"},
-                 {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}};
+    } links[] = {{"pts/ptmx", "ptmx"},
+                 {"/proc/self/fd", "fd"},
+                 {"/proc/self/fd/0", "stdin"},
+                 {"/proc/self/fd/1", "stdout"},
+                 {"/proc/self/fd/2", "stderr"}};
     for (size_t i = 0; i < SK_ARRAY_SIZE(links); i++)
         if (symlinkat(links[i].target, dev, links[i].name) < 0)
             return sk_error_set(err, errno, "symlink '/dev/%s'", links[i].name);

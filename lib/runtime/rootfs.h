@@ -28,14 +28,14 @@ struct sk_rootfs_bind {
     char source[PATH_MAX];
     char target[PATH_MAX]; /* absolute, inside the sandbox */
     bool read_only;
-    bool idmap;    /* image content: present host root as sandbox root */
+    bool idmap; /* image content: present host root as sandbox root */
     bool is_file;
 };
 
 struct sk_rootfs_plan {
     char stage[PATH_MAX]; /* <state>/mnt: staging tmpfs mount point */
     char stage_opts[96];
-    char root[PATH_MAX];  /* <stage>/root: the overlay */
+    char root[PATH_MAX]; /* <stage>/root: the overlay */
     char overlay_opts[3072];
     size_t n_layers;
     char layer_src[SK_IMAGE_MAX_LAYERS][PATH_MAX];
@@ -53,9 +53,8 @@ struct sk_sandbox_spec;
 /* sk_rootfs_plan_new - fill a heap plan (caller frees with free()) from the
  * resolved image and the spec's mounts. Validates mount targets (absolute,
  * no "." or ".." components) and sources (absolute, existing). */
-int sk_rootfs_plan_new(const char *state_dir, const struct sk_image *img, const struct sk_sandbox_spec *spec,
-                       uid_t uid, gid_t gid, bool idmap, const char *hostname, struct sk_rootfs_plan **out,
-                       struct sk_error *err);
+int sk_rootfs_plan_new(const char *state_dir, const struct sk_image *img, const struct sk_sandbox_spec *spec, uid_t uid,
+                       gid_t gid, bool idmap, const char *hostname, struct sk_rootfs_plan **out, struct sk_error *err);
 
 /* sk_rootfs_prepare - in the setup process (host root, private mount
  * namespace): build the mount tree. `userns_fd` is the sandbox's user

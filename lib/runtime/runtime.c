@@ -66,8 +66,9 @@ int sk_runtime_new(const struct sk_runtime_config *cfg, struct sk_runtime **out,
     if (cfg == NULL)
         cfg = &empty;
     if (geteuid() != 0)
-        return sk_error_setv(err, EPERM, "skiff's sandbox runtime must run as root (it creates namespaces, "
-                                         "cgroups and mounts for unprivileged sandboxes)");
+        return sk_error_setv(err, EPERM,
+                             "skiff's sandbox runtime must run as root (it creates namespaces, "
+                             "cgroups and mounts for unprivileged sandboxes)");
     struct sk_runtime *rt = xcalloc(1, sizeof(*rt));
     rt->init_fd = -1;
     const char *state = cfg->state_dir ? cfg->state_dir : getenv("SKIFF_STATE_DIR");
@@ -75,8 +76,8 @@ int sk_runtime_new(const struct sk_runtime_config *cfg, struct sk_runtime **out,
     /* Paths below the state dir are built into fixed buffers for the
      * allocation-free setup children; keep them comfortably short. */
     if (rt->state_dir[0] != '/' || strlen(rt->state_dir) > 512) {
-        int r = sk_error_setv(err, EINVAL, "state dir '%s' must be an absolute path of at most 512 bytes",
-                              rt->state_dir);
+        int r =
+            sk_error_setv(err, EINVAL, "state dir '%s' must be an absolute path of at most 512 bytes", rt->state_dir);
         sk_runtime_free(rt);
         return r;
     }

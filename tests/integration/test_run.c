@@ -89,14 +89,10 @@ TEST(command_not_found_is_127_with_message)
 TEST(bad_options_are_rejected)
 {
     static const char *const cases[][4] = {
-        {"--memory", "lots", "/bin/true", "--memory"},
-        {"--cpu", "-1", "/bin/true", "--cpu"},
-        {"--pids", "0", "/bin/true", "--pids"},
-        {"--timeout", "abc", "/bin/true", "--timeout"},
-        {"--mount", "nocolon", "/bin/true", "--mount"},
-        {"--workdir", "relative", "/bin/true", "--workdir"},
-        {"--env", "NOEQUALS", "/bin/true", "--env"},
-        {"--bogus", "x", "/bin/true", "unknown option"},
+        {"--memory", "lots", "/bin/true", "--memory"},  {"--cpu", "-1", "/bin/true", "--cpu"},
+        {"--pids", "0", "/bin/true", "--pids"},         {"--timeout", "abc", "/bin/true", "--timeout"},
+        {"--mount", "nocolon", "/bin/true", "--mount"}, {"--workdir", "relative", "/bin/true", "--workdir"},
+        {"--env", "NOEQUALS", "/bin/true", "--env"},    {"--bogus", "x", "/bin/true", "unknown option"},
     };
     for (size_t i = 0; i < SK_ARRAY_SIZE(cases); i++) {
         struct sk_test_output o;
@@ -213,8 +209,8 @@ TEST(help_lists_every_option)
     struct sk_test_output o;
     ASSERT_EQ_INT(sk_test_run(argv, NULL, test_env, 10, &o), 0);
     ASSERT_EQ_INT(o.exit_code, 0);
-    static const char *const opts[] = {"--memory", "--cpu", "--pids", "--disk", "--timeout", "--env",
-                                       "--workdir", "--image", "--mount", "--json"};
+    static const char *const opts[] = {"--memory", "--cpu",     "--pids",  "--disk",  "--timeout",
+                                       "--env",    "--workdir", "--image", "--mount", "--json"};
     for (size_t i = 0; i < SK_ARRAY_SIZE(opts); i++)
         ASSERT_CONTAINS(o.out, opts[i]);
     sk_test_output_free(&o);
