@@ -25,7 +25,7 @@ else
   OPT := -O2 -D_FORTIFY_SOURCE=2
 endif
 CFLAGS_ALL := $(BASE_CFLAGS) $(OPT) $(SAN) $(CFLAGS)
-LDFLAGS_ALL := -pie -Wl,-z,noexecstack -Wl,-z,relro,-z,now $(SAN) $(LDFLAGS)
+LDFLAGS_ALL := -pie -Wl,--as-needed -Wl,-z,noexecstack -Wl,-z,relro,-z,now $(SAN) $(LDFLAGS)
 LIBS := -lseccomp -lm
 
 # skiff-init is static and never sanitized: it runs as pid 1 inside sandboxes.
@@ -40,7 +40,7 @@ ifneq ($(filter-out $(wildcard $(DEP_HEADERS)),$(DEP_HEADERS)),)
 endif
 
 LIB_SRCS := $(sort $(wildcard lib/*/*.c))
-LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/seccomp_bpf.o
 AGENT_SRCS := $(sort $(wildcard agent/*.c)) lib/base/error.c lib/base/util.c lib/base/log.c \
               $(sort $(wildcard lib/proto/*.c))
 AGENT_OBJS := $(AGENT_SRCS:%.c=$(BUILD)/agent-obj/%.o)
@@ -68,6 +68,19 @@ $(BUILD)/obj/%.o: %.c
 $(BUILD)/agent-obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(AGENT_CFLAGS) -c $< -o $@
+
+# The seccomp policy is compiled once, at build time, into a C array.
+SECCOMP_GEN_OBJS := $(BUILD)/obj/lib/runtime/seccomp_policy.o $(BUILD)/obj/lib/base/error.o $(BUILD)/obj/lib/base/util.o
+$(BUILD)/seccomp-gen: scripts/seccomp-gen.c $(SECCOMP_GEN_OBJS)
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< $(SECCOMP_GEN_OBJS) -lseccomp
+
+$(BUILD)/gen/seccomp_bpf.c: $(BUILD)/seccomp-gen
+	@mkdir -p $(dir $@)
+	$(BUILD)/seccomp-gen > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
 $(BUILD)/libskiff.a: $(LIB_OBJS)
 	@mkdir -p $(dir $@)

@@ -25,6 +25,14 @@ struct sk_runtime {
     struct sk_seccomp *seccomp;
 };
 
+static uint32_t fnv1a(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    return h;
+}
+
 static int find_init(const char *configured, int *out, struct sk_error *err)
 {
     const char *env = getenv("SKIFF_INIT");
@@ -95,7 +103,16 @@ int sk_runtime_new(const struct sk_runtime_config *cfg, struct sk_runtime **out,
                     "inside sandboxes; sandbox root still maps to an unprivileged host uid");
     if ((ret = find_init(cfg->init_path, &rt->init_fd, err)) < 0)
         goto fail;
-    if ((ret = sk_cgroup_system_detect(cfg->cgroup_parent ? cfg->cgroup_parent : "skiff", &rt->cgroups, err)) < 0)
+    /* Runtimes with different state dirs keep their sandboxes' cgroups
+     * apart: the default dir uses "skiff", any other "skiff-<hash>". */
+    char parent[64];
+    if (cfg->cgroup_parent != NULL)
+        snprintf(parent, sizeof(parent), "%s", cfg->cgroup_parent);
+    else if (strcmp(rt->state_dir, "/var/lib/skiff") == 0)
+        snprintf(parent, sizeof(parent), "skiff");
+    else
+        snprintf(parent, sizeof(parent), "skiff-%08x", fnv1a(rt->state_dir));
+    if ((ret = sk_cgroup_system_detect(parent, &rt->cgroups, err)) < 0)
         goto fail;
     if ((ret = sk_seccomp_compile(&rt->seccomp, err)) < 0)
         goto fail;
@@ -149,7 +166,9 @@ bool sk_runtime_idmap(const struct sk_runtime *rt)
     return rt->idmap;
 }
 
-/* A sandbox is alive while some process holds the flock on its lock file. */
+/* A sandbox is alive while some process holds the flock on its lock file.
+ * A group without a lock file here is not this state dir's (another runtime
+ * with its own state dir may share the cgroup parent): never touch it. */
 static bool sandbox_owner_alive(const char *name, void *opaque)
 {
     struct sk_runtime *rt = opaque;
@@ -157,7 +176,7 @@ static bool sandbox_owner_alive(const char *name, void *opaque)
     snprintf(path, sizeof(path), "%s/%s.lock", rt->locks_dir, name);
     int fd = open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0)
-        return false;
+        return true;
     bool alive = flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
     if (!alive)
         unlink(path);
@@ -222,15 +241,23 @@ int sk_runtime_lock_sandbox(struct sk_runtime *rt, const char *id, struct sk_err
 {
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/%s.lock", rt->locks_dir, id);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return sk_error_set(err, errno, "open '%s'", path);
-    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-        int e = errno;
+    for (int attempt = 0; attempt < 8; attempt++) {
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0)
+            return sk_error_set(err, errno, "open '%s'", path);
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+            int e = errno;
+            close(fd);
+            return sk_error_set(err, e, "lock '%s'", path);
+        }
+        /* A concurrent stale sweep may have unlinked the file between our
+         * open and flock; the lock must be on the file that the path names. */
+        struct stat a, b;
+        if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+            return fd;
         close(fd);
-        return sk_error_set(err, e, "lock '%s'", path);
     }
-    return fd;
+    return sk_error_setv(err, EAGAIN, "lock '%s': the file keeps disappearing", path);
 }
 
 void sk_runtime_unlock_sandbox(struct sk_runtime *rt, const char *id, int *fd)

@@ -1,9 +1,9 @@
 /* security.h - the privileges a sandbox keeps: capabilities, rlimits,
  * no_new_privs and the seccomp filter.
  *
- * The seccomp policy is a table in security.c (data, not code). It is
- * compiled once with libseccomp into a classic BPF program held by
- * struct sk_seccomp; installing it in a child is a single prctl/seccomp
+ * The seccomp policy is a table in seccomp_policy.c (data, not code). It is
+ * compiled with libseccomp at build time into a classic BPF program; struct
+ * sk_seccomp holds a copy of it, and installing it in a child is a single prctl/seccomp
  * call that allocates nothing. Every blocked call fails with EPERM so
  * ordinary programs degrade gracefully; foreign architectures (the 32-bit
  * int 0x80 entry, x32) get EPERM too. clone3 gets ENOSYS so libc falls
@@ -12,27 +12,25 @@
 #ifndef SK_RUNTIME_SECURITY_H
 #define SK_RUNTIME_SECURITY_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/error.h"
 
 struct sk_seccomp;
 
-/* sk_seccomp_compile - build the default policy into a BPF program. The
- * caller frees with sk_seccomp_free. */
+/* sk_seccomp_compile - the default policy's BPF program (generated at build
+ * time from the policy table). The caller frees with sk_seccomp_free. */
 int sk_seccomp_compile(struct sk_seccomp **out, struct sk_error *err);
+
+/* sk_seccomp_program - the instructions of a compiled filter (borrowed). */
+const void *sk_seccomp_program(const struct sk_seccomp *sc, size_t *n_insns);
 void sk_seccomp_free(struct sk_seccomp *sc);
 
 /* sk_seccomp_install - install the compiled filter on the calling thread.
  * Requires no_new_privs (sk_privs_apply sets it). Allocates nothing; safe in
  * a forked child. */
 int sk_seccomp_install(const struct sk_seccomp *sc, struct sk_error *err);
-
-/* sk_seccomp_blocked_names - NULL-terminated list of the syscall names the
- * policy denies outright (for tests and docs). Static storage. These fail
- * with EPERM whatever their arguments; the calls filtered on an argument
- * (clone, unshare, ioctl, personality) and clone3 (ENOSYS) are not listed. */
-const char *const *sk_seccomp_blocked_names(void);
 
 /* The default capability set of a sandbox's processes (bit mask of CAP_*). */
 uint64_t sk_privs_default_caps(void);

@@ -242,6 +242,8 @@ TEST_TIMEOUT(no_leaks_over_500_cycles, 300)
 TEST(crashed_owner_is_cleaned_up_by_next_start)
 {
     prctl(PR_SET_CHILD_SUBREAPER, 1);
+    struct sk_runtime *observer = new_runtime();
+    struct sk_error err = {0};
     int pipefd[2];
     ASSERT_EQ_INT(pipe(pipefd), 0);
     pid_t owner = fork();
@@ -249,7 +251,6 @@ TEST(crashed_owner_is_cleaned_up_by_next_start)
         struct sk_runtime *rt = new_runtime();
         struct sk_sandbox_spec spec = {.die_with_owner = false};
         struct sk_sandbox *sb = NULL;
-        struct sk_error err = {0};
         if (sk_sandbox_create(rt, &spec, &sb, &err) < 0)
             _exit(2);
         char line[64];
@@ -275,14 +276,39 @@ TEST(crashed_owner_is_cleaned_up_by_next_start)
         usleep(10000);
     }
     ASSERT_NE_INT(kill(sb_pid, 0), 0);
-    char cg[PATH_MAX];
-    snprintf(cg, sizeof(cg), "/sys/fs/cgroup/memory/skiff/%s", id);
+    ASSERT_EQ_INT(sk_cgroup_count_children(sk_runtime_cgroups(observer), id, &err), 0);
     struct stat st;
-    if (access("/sys/fs/cgroup/memory/skiff", F_OK) == 0)
-        ASSERT_NE_INT(stat(cg, &st), 0);
     char lock[PATH_MAX];
     snprintf(lock, sizeof(lock), "%s/locks/%s.lock", TEST_STATE_DIR, id);
     ASSERT_NE_INT(stat(lock, &st), 0);
+    sk_runtime_free(rt);
+    sk_runtime_free(observer);
+}
+
+/* Runtimes with different state dirs never clean up each other's live
+ * sandboxes, even when they share a cgroup parent and both sweep for stale
+ * sandboxes at start. */
+TEST(other_state_dirs_sandboxes_are_left_alone)
+{
+    char init[PATH_MAX];
+    snprintf(init, sizeof(init), "%s/skiff-init", sk_test_bin_dir());
+    struct sk_runtime_config a = {.state_dir = TEST_STATE_DIR, .init_path = init, .cgroup_parent = "skiff-shared-test"};
+    struct sk_runtime_config b = a;
+    b.state_dir = TEST_STATE_DIR "-other";
+    struct sk_error err = {0};
+    struct sk_runtime *rt = NULL, *rt2 = NULL;
+    ASSERT_OK(sk_runtime_new(&a, &rt, &err));
+    struct sk_sandbox_spec spec = {0};
+    struct sk_sandbox *sb = NULL;
+    ASSERT_OK(sk_sandbox_create(rt, &spec, &sb, &err));
+    ASSERT_OK(sk_runtime_new(&b, &rt2, &err));
+    ASSERT_EQ_INT(sk_cgroup_count_children(sk_runtime_cgroups(rt2), sk_sandbox_id(sb), &err), 1);
+    char out[64];
+    const char *const argv[] = {"/bin/echo", "alive", NULL};
+    ASSERT_EQ_INT(run_to_end(sb, argv, out, sizeof(out)), 0);
+    ASSERT_EQ_STR(out, "alive\n");
+    sk_runtime_free(rt2);
+    sk_sandbox_free(sb);
     sk_runtime_free(rt);
 }
 

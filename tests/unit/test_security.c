@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "runtime/seccomp_policy.h"
 #include "runtime/security.h"
 
 #define X32_SYSCALL_BIT 0x40000000L
@@ -553,4 +554,23 @@ TEST(proc_status_shows_the_applied_privileges)
     ASSERT_EQ_INT(getrlimit(RLIMIT_CORE, &lim), 0);
     ASSERT_EQ_INT(lim.rlim_cur, 0);
     ASSERT_EQ_INT(lim.rlim_max, 0);
+}
+
+/* The program libskiff installs is generated at build time; it must still
+ * be exactly what the policy table compiles to today. */
+TEST(builtin_program_matches_policy_table)
+{
+    struct sk_error err = {0};
+    struct sock_filter *live = NULL;
+    size_t n_live = 0;
+    ASSERT_OK(sk_seccomp_policy_compile(&live, &n_live, &err));
+    struct sk_seccomp *sc = NULL;
+    ASSERT_OK(sk_seccomp_compile(&sc, &err));
+    size_t n_builtin = 0;
+    const void *builtin = sk_seccomp_program(sc, &n_builtin);
+    ASSERT_GT_INT(n_live, 10);
+    ASSERT_EQ_INT(n_builtin, n_live);
+    ASSERT_TRUE(memcmp(builtin, live, n_live * sizeof(struct sock_filter)) == 0);
+    free(live);
+    sk_seccomp_free(sc);
 }
