@@ -273,4 +273,3 @@ int sk_seccomp_policy_compile(struct sock_filter **insns, size_t *n, struct sk_e
         return ret;
     return export_program(ctx, insns, n, err);
 }
-

@@ -388,3 +388,36 @@ TEST(image_symlink_mountpoint_is_refused)
     unlink(path);
     rmdir(dir);
 }
+
+/* On cgroup v2 the sandbox is born in its cgroup (clone3 CLONE_INTO_CGROUP).
+ * This host's cgroup2 mount has no controllers, so the v2 driver is forced
+ * there and the sandbox runs without limits. */
+TEST(cgroup_v2_sandbox_is_born_in_its_cgroup)
+{
+    if (access("/sys/fs/cgroup/unified/cgroup.procs", F_OK) != 0 &&
+        access("/sys/fs/cgroup/cgroup.controllers", F_OK) != 0)
+        SKIP("no cgroup2 hierarchy mounted");
+    setenv("SKIFF_CGROUP_DRIVER", "v2", 1);
+    struct sk_runtime *rt = new_runtime();
+    ASSERT_EQ_INT(sk_cgroup_system_driver(sk_runtime_cgroups(rt)), SK_CGROUP_V2);
+    struct sk_error err = {0};
+    struct sk_sandbox_spec spec = {0};
+    struct sk_sandbox *sb = NULL;
+    ASSERT_OK(sk_sandbox_create(rt, &spec, &sb, &err));
+    char path[64], *data = NULL;
+    snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)sk_sandbox_pid(sb));
+    ASSERT_OK(sk_read_file_at(AT_FDCWD, path, 1 << 16, &data, NULL, &err));
+    char want[64];
+    snprintf(want, sizeof(want), "/%s\n", sk_sandbox_id(sb));
+    const char *v2 = strstr(data, "0::/");
+    ASSERT_TRUE(v2 != NULL);
+    ASSERT_CONTAINS(v2, want);
+    free(data);
+    char out[64];
+    const char *const argv[] = {"/bin/echo", "v2", NULL};
+    ASSERT_EQ_INT(run_to_end(sb, argv, out, sizeof(out)), 0);
+    ASSERT_EQ_STR(out, "v2\n");
+    sk_sandbox_free(sb);
+    ASSERT_EQ_INT(sk_cgroup_count_children(sk_runtime_cgroups(rt), "sb-", &err), 0);
+    sk_runtime_free(rt);
+}
