@@ -83,9 +83,11 @@ int sk_runtime_new(const struct sk_runtime_config *cfg, struct sk_runtime **out,
     rt->state_dir = xstrdup(state && *state ? state : "/var/lib/skiff");
     /* Paths below the state dir are built into fixed buffers for the
      * allocation-free setup children; keep them comfortably short. */
-    if (rt->state_dir[0] != '/' || strlen(rt->state_dir) > 512) {
-        int r =
-            sk_error_setv(err, EINVAL, "state dir '%s' must be an absolute path of at most 512 bytes", rt->state_dir);
+    /* It also ends up in overlayfs's comma- and colon-separated options. */
+    if (rt->state_dir[0] != '/' || strlen(rt->state_dir) > 512 || strpbrk(rt->state_dir, ",:\\\n") != NULL) {
+        int r = sk_error_setv(err, EINVAL,
+                              "state dir '%s' must be an absolute path of at most 512 bytes without ',', ':' or '\\'",
+                              rt->state_dir);
         sk_runtime_free(rt);
         return r;
     }

@@ -421,3 +421,17 @@ TEST(cgroup_v2_sandbox_is_born_in_its_cgroup)
     ASSERT_EQ_INT(sk_cgroup_count_children(sk_runtime_cgroups(rt), "sb-", &err), 0);
     sk_runtime_free(rt);
 }
+
+/* The state dir is spliced into overlayfs options: separators are refused. */
+TEST(state_dir_with_option_separators_is_refused)
+{
+    struct sk_runtime_config cfg = {.state_dir = "/var/tmp/skiff,upperdir=/etc"};
+    struct sk_runtime *rt = NULL;
+    struct sk_error err = {0};
+    ASSERT_TRUE(sk_runtime_new(&cfg, &rt, &err) < 0);
+    ASSERT_EQ_INT(err.code, EINVAL);
+    ASSERT_CONTAINS(err.msg, "state dir");
+    struct sk_runtime_config rel = {.state_dir = "relative/dir"};
+    ASSERT_TRUE(sk_runtime_new(&rel, &rt, &err) < 0);
+    ASSERT_EQ_INT(err.code, EINVAL);
+}
