@@ -26,14 +26,15 @@ else
 endif
 CFLAGS_ALL := $(BASE_CFLAGS) $(OPT) $(SAN) $(CFLAGS)
 LDFLAGS_ALL := -pie -Wl,--as-needed -Wl,-z,noexecstack -Wl,-z,relro,-z,now $(SAN) $(LDFLAGS)
-LIBS := -lseccomp -lm
+LIBS := -lseccomp -lsqlite3 -lsodium -ljansson -lmicrohttpd -lm
 
 # skiff-init is static and never sanitized: it runs as pid 1 inside sandboxes.
 AGENT_CFLAGS := $(BASE_CFLAGS) -O2 -D_FORTIFY_SOURCE=2 $(CFLAGS)
 AGENT_LDFLAGS := -static -Wl,-z,noexecstack
 
 # Headers of the Debian packages we build against; a missing one runs install-deps.
-DEP_HEADERS := /usr/include/seccomp.h
+DEP_HEADERS := /usr/include/seccomp.h /usr/include/sqlite3.h /usr/include/sodium.h /usr/include/jansson.h \
+               /usr/include/microhttpd.h
 ifneq ($(filter-out $(wildcard $(DEP_HEADERS)),$(DEP_HEADERS)),)
   $(info skiff: missing build dependencies, running scripts/install-deps)
   $(shell scripts/install-deps >&2)
@@ -46,6 +47,8 @@ AGENT_SRCS := $(sort $(wildcard agent/*.c)) lib/base/error.c lib/base/util.c lib
 AGENT_OBJS := $(AGENT_SRCS:%.c=$(BUILD)/agent-obj/%.o)
 CLI_SRCS := $(sort $(wildcard cli/*.c))
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
+DAEMON_SRCS := $(sort $(wildcard daemon/*.c))
+DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILD)/obj/%.o)
 
 TEST_SRCS := $(sort $(wildcard tests/unit/*.c tests/integration/*.c tests/security/*.c))
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
@@ -55,6 +58,9 @@ HELPER_BINS := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(HELPER_SR
 
 FUZZ_BIN := $(BUILD)/fuzz/fuzz_proto
 ALL_BINS := $(BUILD)/libskiff.a $(BUILD)/skiff $(BUILD)/skiff-init
+ifneq ($(DAEMON_SRCS),)
+ALL_BINS += $(BUILD)/skiffd
+endif
 
 .PHONY: all test asan bench run format format-check fuzz clean
 # keep intermediate objects (the test binaries are chained implicit rules)
@@ -89,6 +95,9 @@ $(BUILD)/libskiff.a: $(LIB_OBJS)
 
 $(BUILD)/skiff: $(CLI_OBJS) $(BUILD)/libskiff.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $(CLI_OBJS) $(BUILD)/libskiff.a $(LIBS)
+
+$(BUILD)/skiffd: $(DAEMON_OBJS) $(BUILD)/libskiff.a
+	$(CC) $(LDFLAGS_ALL) -o $@ $(DAEMON_OBJS) $(BUILD)/libskiff.a $(LIBS)
 
 $(BUILD)/skiff-init: $(AGENT_OBJS)
 	$(CC) $(AGENT_LDFLAGS) -o $@ $^
@@ -147,4 +156,4 @@ format-check:
 clean:
 	rm -rf build
 
--include $(LIB_OBJS:.o=.d) $(AGENT_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(HARNESS_OBJ:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(AGENT_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) $(HARNESS_OBJ:.o=.d)
