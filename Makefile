@@ -1,7 +1,8 @@
 # skiff - one non-recursive GNU Makefile.
 #
 #   make            build build/skiff, build/skiff-init (static), build/libskiff.a
-#   make test       build and run every test (unit, integration, security)
+#   make test       build and run every test (unit, integration, security) and a
+#                   short fuzz run of the protocol decoder
 #   make asan       the same suite under -fsanitize=address,undefined (build/asan)
 #   make bench      side-by-side start-up benchmark against bwrap, crun, runsc
 #   make run        install what is missing, build, run a demo sandbox
@@ -32,9 +33,10 @@ LIBS := -lseccomp -lsqlite3 -lsodium -ljansson -lmicrohttpd -lm
 AGENT_CFLAGS := $(BASE_CFLAGS) -O2 -D_FORTIFY_SOURCE=2 $(CFLAGS)
 AGENT_LDFLAGS := -static -Wl,-z,noexecstack
 
-# Headers of the Debian packages we build against; a missing one runs install-deps.
+# Headers and tools from the Debian packages we build and test with; a missing
+# one runs scripts/install-deps (idempotent, quiet when everything is there).
 DEP_HEADERS := /usr/include/seccomp.h /usr/include/sqlite3.h /usr/include/sodium.h /usr/include/jansson.h \
-               /usr/include/microhttpd.h
+               /usr/include/microhttpd.h /usr/bin/clang /bin/busybox /usr/bin/python3
 ifneq ($(filter-out $(wildcard $(DEP_HEADERS)),$(DEP_HEADERS)),)
   $(info skiff: missing build dependencies, running scripts/install-deps)
   $(shell scripts/install-deps >&2)
@@ -144,7 +146,9 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libskiff.a
 bench: $(ALL_BINS) $(BENCH_BINS)
 	@bench/run $(BUILD)
 
-run: $(ALL_BINS)
+run:
+	@scripts/install-deps
+	@$(MAKE) --no-print-directory all
 	@scripts/run-demo $(BUILD)
 
 FORMAT_FILES := $(shell git ls-files '*.c' '*.h' 2>/dev/null)

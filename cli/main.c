@@ -19,7 +19,8 @@ static void usage(FILE *out)
                  "  SKIFF_STATE_DIR   runtime state (default /var/lib/skiff)\n"
                  "  SKIFF_LOG         error|warn|info|debug (default warn)\n"
                  "  SKIFF_IDMAP=off   run without idmapped image layers (logged fallback)\n"
-                 "  SKIFF_CGROUP_DRIVER=v1|v2  force a cgroup driver\n");
+                 "  SKIFF_CGROUP_DRIVER=v1|v2  force a cgroup driver\n"
+                 "  SKIFF_INIT        path of skiff-init (default: next to skiff)\n");
 }
 
 int main(int argc, char **argv)

@@ -37,7 +37,9 @@ void cmd_run_usage(FILE *out)
                  "  --env K=V            set an environment variable (repeatable)\n"
                  "  --workdir DIR        working directory inside the sandbox (default /)\n"
                  "  --image host|PATH    root file system: the host's /usr (default) or a rootfs dir\n"
-                 "  --mount HOST:SANDBOX[:ro]  bind a host path into the sandbox (repeatable)\n"
+                 "  --mount HOST:SANDBOX[:ro|:rw]  bind a host path into the sandbox (repeatable;\n"
+            "                       the sandbox's root is an unprivileged host uid: a rw\n"
+            "                       source must be writable by it, e.g. mode 0777)\n"
                  "  --hostname NAME      hostname inside the sandbox (default: the sandbox id)\n"
                  "  --json               print one result record as the last line of stdout:\n"
                  "                       exit_code, signal, reason, wall_ms, cpu_ms, peak_memory_bytes\n"
@@ -360,6 +362,7 @@ static int run_loop(struct sk_sandbox *sb, struct sk_agent_proc *proc, struct ou
                 snprintf(res->error, sizeof(res->error), "%s", err.msg);
                 res->reason = SK_END_ERROR;
                 res->exit_code = 128 + SIGKILL;
+                res->signo = SIGKILL;
                 main_done = true;
             }
         }
