@@ -47,6 +47,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/timex.h>
+#include <sys/ptrace.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -700,6 +701,43 @@ static int usage(void)
     return 2;
 }
 
+/* probe ptrace PID: try to attach to PID (skiff-init is pid 1 and must
+ * refuse: it is not dumpable); PID 0 means a child the probe forks, which
+ * any ptrace_scope allows. Prints "ptrace OK" or "ptrace <ERRNO>". */
+static int cmd_ptrace(unsigned long pid)
+{
+    pid_t child = -1;
+    if (pid == 0) {
+        child = fork();
+        if (child == 0) {
+            sleep(5);
+            _exit(0);
+        }
+        pid = (unsigned long)child;
+    }
+    if (ptrace(PTRACE_ATTACH, (pid_t)pid, NULL, NULL) == 0) {
+        printf("ptrace OK\n");
+        waitpid((pid_t)pid, NULL, __WALL);
+        ptrace(PTRACE_DETACH, (pid_t)pid, NULL, NULL);
+    } else {
+        printf("ptrace %s\n", errno_name(errno));
+    }
+    if (child > 0) {
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+    }
+    return 0;
+}
+
+static bool parse_count0(const char *s, unsigned long *out)
+{
+    if (strcmp(s, "0") == 0) {
+        *out = 0;
+        return true;
+    }
+    return parse_count(s, 1UL << 22, out);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -727,6 +765,8 @@ int main(int argc, char **argv)
         ret = cmd_hostname();
     else if (strcmp(cmd, "pid1") == 0 && argc == 2)
         ret = cmd_pid1();
+    else if (strcmp(cmd, "ptrace") == 0 && argc == 3 && parse_count0(argv[2], &n))
+        ret = cmd_ptrace(n);
     else
         return usage();
     fflush(stdout);

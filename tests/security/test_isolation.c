@@ -361,3 +361,13 @@ TEST(sandbox_cannot_create_user_namespace_or_mount)
     ASSERT_NOT_CONTAINS(o.out, "mount-ok");
     sk_test_output_free(&o);
 }
+
+/* ptrace is allowed inside (debuggers work), but only of the sandbox's own
+ * processes, and skiff-init (pid 1) refuses even that: it is not dumpable. */
+TEST(skiff_init_cannot_be_traced_but_own_children_can)
+{
+    struct sk_test_output o;
+    skiff_run(&o, "--mount", probe_mount(), "--", "/bin/sh", "-c", "/probe/probe ptrace 1; /probe/probe ptrace 0");
+    ASSERT_CONTAINS(o.out, "ptrace EPERM\nptrace OK\n");
+    sk_test_output_free(&o);
+}
