@@ -42,7 +42,8 @@ void cmd_run_usage(FILE *out)
                  "                       source must be writable by it, e.g. mode 0777)\n"
                  "  --hostname NAME      hostname inside the sandbox (default: the sandbox id)\n"
                  "  --json               print one result record as the last line of stdout:\n"
-                 "                       exit_code, signal, reason, wall_ms, cpu_ms, peak_memory_bytes\n"
+                 "                       sandbox_id, exit_code, signal, reason, wall_ms, cpu_ms,\n"
+                 "                       peak_memory_bytes\n"
                  "  -h, --help           show this help\n");
 }
 
