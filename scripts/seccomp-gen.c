@@ -2,6 +2,7 @@
  * seccomp_policy.c) with libseccomp and print it as C source: the built-in
  * program that libskiff installs. Run by the Makefile. */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "runtime/seccomp_policy.h"
 
@@ -22,5 +23,6 @@ int main(void)
     for (size_t i = 0; i < n; i++)
         printf("    {0x%04x, %u, %u, 0x%08x},\n", insns[i].code, insns[i].jt, insns[i].jf, insns[i].k);
     printf("};\nconst unsigned short sk_seccomp_builtin_len = %zu;\n", n);
+    free(insns);
     return 0;
 }
