@@ -1,0 +1,79 @@
+/* daemon.h - skiffd's context: the loop, the store, the HTTP server, the
+ * router and the metrics, plus start-up (data directory, first admin
+ * token) and the graceful stop on SIGINT/SIGTERM.
+ *
+ * Route handlers receive the struct sk_daemon and reach everything through
+ * it; there is no other daemon state. Single-threaded: everything runs on
+ * the loop.
+ */
+#ifndef SK_DAEMON_DAEMON_H
+#define SK_DAEMON_DAEMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "base/error.h"
+#include "http.h"
+#include "loop.h"
+#include "metrics.h"
+#include "router.h"
+#include "store/store.h"
+
+#define SK_DAEMON_VERSION "0.1.0"
+#define SK_DAEMON_API "v1"
+#define SK_DAEMON_DEFAULT_LISTEN "127.0.0.1:7433"
+#define SK_DAEMON_DEFAULT_MAX_BODY ((size_t)16 << 20)
+#define SK_DAEMON_DRAIN_MS 5000 /* how long a graceful stop waits for requests in flight */
+
+struct sk_daemon_config {
+    const char *listen;   /* see sk_http_config.listen */
+    const char *data_dir; /* created 0700 when missing */
+    size_t max_body;
+    unsigned max_connections;
+    unsigned max_per_ip;
+    unsigned idle_timeout_s;
+    bool debug_routes; /* serve /v1/debug/... (tests of streaming and long polls) */
+};
+
+/* Metrics the daemon exports; handlers feed them, e.g.
+ * sk_metric_inc(d->m.sandbox_creates, NULL) or
+ * sk_metric_set(d->m.sandboxes, "running", n). */
+struct sk_daemon_metrics {
+    struct sk_metric *http_requests;           /* skiff_http_requests_total{code} */
+    struct sk_metric *http_duration;           /* skiff_http_request_duration_seconds */
+    struct sk_metric *sandboxes;               /* skiff_sandboxes{state} (gauge) */
+    struct sk_metric *sandbox_creates;         /* skiff_sandbox_creates_total */
+    struct sk_metric *sandbox_terminations;    /* skiff_sandbox_terminations_total{reason} */
+    struct sk_metric *sandbox_create_duration; /* skiff_sandbox_create_duration_seconds */
+    struct sk_metric *exec_duration;           /* skiff_exec_duration_seconds */
+};
+
+struct sk_daemon {
+    struct sk_daemon_config cfg; /* strings owned by the daemon */
+    char *data_dir;
+    char *listen;
+    struct sk_loop *loop;
+    struct sk_store *store;
+    struct sk_http *http;
+    struct sk_router *router;
+    struct sk_route *routes; /* the table the router was built from */
+    size_t n_routes;
+    struct sk_metrics *metrics;
+    struct sk_daemon_metrics m;
+    bool stopping;
+    struct sk_loop_timer stop_timer;
+};
+
+/* sk_daemon_init - create the data directory, open the store (running
+ * migrations), create the first admin token when there is no live one
+ * (written to DATA_DIR/admin.token, mode 0600), start listening and
+ * install the SIGINT/SIGTERM handlers. On failure everything done so far
+ * is undone (call sk_daemon_release anyway; it is safe). */
+int sk_daemon_init(struct sk_daemon *d, const struct sk_daemon_config *cfg, struct sk_error *err);
+/* sk_daemon_run - serve until SIGINT/SIGTERM, then stop accepting, give
+ * requests in flight up to SK_DAEMON_DRAIN_MS, and return 0. */
+int sk_daemon_run(struct sk_daemon *d, struct sk_error *err);
+/* sk_daemon_release - close connections, the store and the loop. */
+void sk_daemon_release(struct sk_daemon *d);
+
+#endif

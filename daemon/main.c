@@ -1,0 +1,183 @@
+/* main.c - skiffd's command line: parse options, run the daemon. */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "base/log.h"
+#include "base/util.h"
+#include "daemon.h"
+
+#define DEFAULT_DATA_DIR "./var"
+#define DEFAULT_MAX_CONNECTIONS 1024
+#define DEFAULT_MAX_PER_IP 256
+#define DEFAULT_IDLE_TIMEOUT_S 60
+#define FD_RESERVE 64 /* descriptors kept for the store, sandboxes, logs */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: skiffd [OPTIONS]\n"
+            "\n"
+            "The skiff API server.\n"
+            "\n"
+            "  --listen ADDR          HOST:PORT, [V6]:PORT or unix:/PATH (default %s)\n"
+            "  --data-dir DIR         state: store, admin token (default %s; created 0700)\n"
+            "  --max-body BYTES       largest request body, e.g. 16M (default 16M)\n"
+            "  --max-connections N    all connections together (default %d)\n"
+            "  --max-per-ip N         connections from one address (default %d)\n"
+            "  --idle-timeout SECS    close connections idle this long (default %d)\n"
+            "  --log-level LEVEL      error, warn, info or debug (default info, or $SKIFF_LOG)\n"
+            "  --debug-routes         also serve /v1/debug/* (for tests)\n"
+            "  --version              print the version\n"
+            "  --help                 this text\n",
+            SK_DAEMON_DEFAULT_LISTEN, DEFAULT_DATA_DIR, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PER_IP,
+            DEFAULT_IDLE_TIMEOUT_S);
+}
+
+static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max, unsigned *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < min || v > max) {
+        fprintf(stderr, "skiffd: %s must be an integer from %u to %u (got '%s')\n", opt, min, max, s);
+        return -1;
+    }
+    *out = (unsigned)v;
+    return 0;
+}
+
+static int parse_level(const char *s, enum sk_log_level *out)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    for (size_t i = 0; i < SK_ARRAY_SIZE(names); i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *out = (enum sk_log_level)i;
+            return 0;
+        }
+    }
+    fprintf(stderr, "skiffd: --log-level must be error, warn, info or debug (got '%s')\n", s);
+    return -1;
+}
+
+/* raise_fd_limit - every connection is a descriptor: lift the soft limit
+ * to the hard one and keep max_connections below it. */
+static void raise_fd_limit(unsigned *max_connections)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)*max_connections + 2 * FD_RESERVE) {
+        unsigned cap = rl.rlim_cur > 2 * FD_RESERVE ? (unsigned)(rl.rlim_cur - 2 * FD_RESERVE) : 16;
+        sk_log_warn("file descriptor limit %llu: serving at most %u connections", (unsigned long long)rl.rlim_cur, cap);
+        *max_connections = cap;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    enum {
+        OPT_LISTEN = 256,
+        OPT_DATA_DIR,
+        OPT_MAX_BODY,
+        OPT_MAX_CONN,
+        OPT_MAX_PER_IP,
+        OPT_IDLE,
+        OPT_LOG,
+        OPT_DEBUG,
+        OPT_VERSION,
+        OPT_HELP
+    };
+    static const struct option options[] = {
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"data-dir", required_argument, NULL, OPT_DATA_DIR},
+        {"max-body", required_argument, NULL, OPT_MAX_BODY},
+        {"max-connections", required_argument, NULL, OPT_MAX_CONN},
+        {"max-per-ip", required_argument, NULL, OPT_MAX_PER_IP},
+        {"idle-timeout", required_argument, NULL, OPT_IDLE},
+        {"log-level", required_argument, NULL, OPT_LOG},
+        {"debug-routes", no_argument, NULL, OPT_DEBUG},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {"help", no_argument, NULL, OPT_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    struct sk_daemon_config cfg = {
+        .listen = SK_DAEMON_DEFAULT_LISTEN,
+        .data_dir = DEFAULT_DATA_DIR,
+        .max_body = SK_DAEMON_DEFAULT_MAX_BODY,
+        .max_connections = DEFAULT_MAX_CONNECTIONS,
+        .max_per_ip = DEFAULT_MAX_PER_IP,
+        .idle_timeout_s = DEFAULT_IDLE_TIMEOUT_S,
+    };
+    enum sk_log_level level = SK_LOG_INFO;
+    if (getenv("SKIFF_LOG") != NULL && parse_level(getenv("SKIFF_LOG"), &level) < 0)
+        level = SK_LOG_INFO;
+    struct sk_error err = {0};
+    int c;
+    while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        int64_t size;
+        switch (c) {
+        case OPT_LISTEN: cfg.listen = optarg; break;
+        case OPT_DATA_DIR: cfg.data_dir = optarg; break;
+        case OPT_MAX_BODY:
+            if (sk_parse_size(optarg, &size, &err) < 0 || size < 1 || size > (INT64_C(1) << 30)) {
+                fprintf(stderr, "skiffd: --max-body must be from 1 byte to 1G (got '%s')\n", optarg);
+                return 2;
+            }
+            cfg.max_body = (size_t)size;
+            break;
+        case OPT_MAX_CONN:
+            if (parse_uint("--max-connections", optarg, 1, 1000000, &cfg.max_connections) < 0)
+                return 2;
+            break;
+        case OPT_MAX_PER_IP:
+            if (parse_uint("--max-per-ip", optarg, 1, 1000000, &cfg.max_per_ip) < 0)
+                return 2;
+            break;
+        case OPT_IDLE:
+            if (parse_uint("--idle-timeout", optarg, 1, 86400, &cfg.idle_timeout_s) < 0)
+                return 2;
+            break;
+        case OPT_LOG:
+            if (parse_level(optarg, &level) < 0)
+                return 2;
+            break;
+        case OPT_DEBUG: cfg.debug_routes = true; break;
+        case OPT_VERSION: printf("skiffd %s\n", SK_DAEMON_VERSION); return 0;
+        case OPT_HELP: usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "skiffd: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    sk_log_set_level(level);
+    /* jansson allocates through the x-allocators: out of memory aborts. */
+    json_set_alloc_funcs(xmalloc, free);
+    /* A client that hangs up must not kill the daemon with SIGPIPE. */
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit(&cfg.max_connections);
+
+    struct sk_daemon d;
+    int r = sk_daemon_init(&d, &cfg, &err);
+    if (r == 0)
+        r = sk_daemon_run(&d, &err);
+    sk_daemon_release(&d);
+    if (r < 0) {
+        sk_log_error("%s", err.msg);
+        return 1;
+    }
+    return 0;
+}

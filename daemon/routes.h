@@ -1,0 +1,43 @@
+/* routes.h - the API's route table and its handlers.
+ *
+ * To add an endpoint: write a handler `void sk_route_x(struct sk_daemon *d,
+ * struct sk_http_req *req)` in the routes_<area>.c file it belongs to,
+ * declare it here, and add one line to sk_api_routes in routes.c. The
+ * dispatcher has already matched the route, checked the token (unless
+ * SK_ROUTE_NO_AUTH) and read the body; see request.h for how to answer.
+ */
+#ifndef SK_DAEMON_ROUTES_H
+#define SK_DAEMON_ROUTES_H
+
+#include <stddef.h>
+
+#include "daemon.h"
+#include "request.h"
+#include "router.h"
+
+extern const struct sk_route sk_api_routes[];
+extern const size_t sk_api_routes_len;
+/* Served only with --debug-routes: exercise streaming, long polls and body
+ * sinks end to end (tests), and show how to write such handlers. */
+extern const struct sk_route sk_debug_routes[];
+extern const size_t sk_debug_routes_len;
+
+/* routes_meta.c */
+void sk_route_healthz(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_version(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_metrics(struct sk_daemon *d, struct sk_http_req *req);
+
+/* routes_tokens.c */
+void sk_route_tokens_create(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_tokens_list(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_tokens_get(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_tokens_revoke(struct sk_daemon *d, struct sk_http_req *req);
+
+/* routes_debug.c */
+void sk_route_debug_stream(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_debug_wait(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_debug_sink(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_debug_child(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_debug_thread(struct sk_daemon *d, struct sk_http_req *req);
+
+#endif
