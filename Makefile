@@ -7,7 +7,7 @@
 #   make bench      side-by-side start-up benchmark against bwrap, crun, runsc
 #   make run        install what is missing, build, run a demo sandbox
 #   make format     clang-format every C file; make format-check verifies
-#   make fuzz       run the protocol decoder fuzzer for $(FUZZ_SECONDS) s
+#   make fuzz       run the protocol decoder and API router fuzzers for $(FUZZ_SECONDS) s each
 
 BUILD ?= build
 SANITIZE ?= 0
@@ -59,6 +59,7 @@ HELPER_SRCS := $(sort $(wildcard tests/helpers/*.c))
 HELPER_BINS := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(HELPER_SRCS))
 
 FUZZ_BIN := $(BUILD)/fuzz/fuzz_proto
+FUZZ_ROUTER_BIN := $(BUILD)/fuzz/fuzz_router
 ALL_BINS := $(BUILD)/libskiff.a $(BUILD)/skiff $(BUILD)/skiff-init
 ifneq ($(DAEMON_SRCS),)
 ALL_BINS += $(BUILD)/skiffd
@@ -120,11 +121,12 @@ $(BUILD)/tests/helpers/%: tests/helpers/%.c
 ifeq ($(SANITIZE),1)
 FUZZ_CHECK :=
 else
-FUZZ_CHECK := $(FUZZ_BIN)
+FUZZ_CHECK := $(FUZZ_BIN) $(FUZZ_ROUTER_BIN)
 endif
 
 test: $(ALL_BINS) $(TEST_BINS) $(HELPER_BINS) $(FUZZ_CHECK)
-	@FUZZ_BIN="$(FUZZ_CHECK)" FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) scripts/run-tests $(BUILD) $(TEST_BINS)
+	@FUZZ_TARGETS="$(if $(FUZZ_CHECK),$(FUZZ_BIN):tests/fuzz/corpus $(FUZZ_ROUTER_BIN):tests/fuzz/router_corpus)" \
+	  FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) scripts/run-tests $(BUILD) $(TEST_BINS)
 
 asan:
 	$(MAKE) BUILD=build/asan SANITIZE=1 test
@@ -133,9 +135,18 @@ $(FUZZ_BIN): tests/fuzz/fuzz_proto.c $(wildcard lib/proto/*.c) lib/base/error.c 
 	@mkdir -p $(dir $@)
 	clang -std=c17 -D_GNU_SOURCE -g -O1 -Ilib -fsanitize=fuzzer,address,undefined -o $@ $^
 
-fuzz: $(FUZZ_BIN)
-	@mkdir -p $(BUILD)/fuzz/corpus
+# The router fuzzer instruments the daemon's request layer; the library
+# below it comes from libskiff.a as built.
+FUZZ_ROUTER_SRCS := tests/fuzz/fuzz_router.c $(filter-out daemon/main.c,$(DAEMON_SRCS))
+$(FUZZ_ROUTER_BIN): $(FUZZ_ROUTER_SRCS) $(wildcard daemon/*.h) $(BUILD)/libskiff.a
+	@mkdir -p $(dir $@)
+	clang -std=c17 -D_GNU_SOURCE -g -O1 -Ilib -Idaemon -fsanitize=fuzzer,address,undefined -o $@ \
+	  $(FUZZ_ROUTER_SRCS) $(BUILD)/libskiff.a $(LIBS)
+
+fuzz: $(FUZZ_BIN) $(FUZZ_ROUTER_BIN)
+	@mkdir -p $(BUILD)/fuzz/corpus $(BUILD)/fuzz/router-corpus
 	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz/corpus tests/fuzz/corpus
+	$(FUZZ_ROUTER_BIN) -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz/router-corpus tests/fuzz/router_corpus
 
 BENCH_SRCS := $(sort $(wildcard bench/*.c))
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
