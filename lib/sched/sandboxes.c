@@ -1,0 +1,1908 @@
+/* sandboxes.c - the sandbox manager (see sandboxes.h).
+ *
+ * One struct sched_sandbox per sandbox that runs here, one struct
+ * sched_exec per exec of it that has not ended. Ended sandboxes and execs
+ * live only in the store (and their output files). Every path that ends a
+ * sandbox goes through end_sandbox(); every path that ends an exec through
+ * exec_finish(). User callbacks run only from dispatch(), a 0 ms timer, so
+ * nothing of ours is on the stack when they call back into us.
+ */
+#include "sched/sandboxes.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/util.h"
+#include "runtime/agent.h"
+#include "runtime/sandbox.h"
+
+#define DEFAULT_TIMEOUT_MS (300LL * 1000)
+#define DEFAULT_RETENTION_MS (24LL * 3600 * 1000)
+#define DEFAULT_MAX_OUTPUT (1LL << 30)
+#define RETENTION_SWEEP_MS (60LL * 1000)
+#define READ_CHUNK 65536
+/* Per stream callback, so that one chatty exec cannot starve the loop. */
+#define READ_BUDGET (1024 * 1024)
+/* After the sandbox is killed only what sits in a pipe is left to read. */
+#define FINAL_DRAIN_MAX (16 * 1024 * 1024)
+#define EVENTS_PER_PUMP 256
+#define STDIN_RETRY_MS 10
+/* When skiff-init's connection ends, how long to wait for pid 1's exit to
+ * be seen (the socket closes before the pidfd turns readable: the kernel
+ * first kills and reaps the rest of the pid namespace). */
+#define INIT_EXIT_WAIT_MS 2000
+#define TAGS_JSON_MAX (256 * 1024)
+#define SPEC_JSON_MAX (1024 * 1024)
+
+enum { OUT_STDOUT = 0, OUT_STDERR = 1 };
+static const char *const stream_names[2] = {"stdout", "stderr"};
+
+struct sched_exec;
+struct sched_sandbox;
+
+struct stream {
+    struct sched_exec *x;
+    int idx;
+    int fd; /* read end (pipe, or the pty master for stdout); -1 once closed */
+    bool watched;
+    int file_fd; /* <exec>.<stream>, O_APPEND */
+    int64_t stored;
+    bool truncated;
+};
+
+struct stdin_buf {
+    char *data;
+    size_t len;
+    bool eof;    /* close (pty: ^D queued) once drained */
+    bool closed; /* nothing more may be written */
+};
+
+struct sched_exec {
+    struct sched_sandbox *e;
+    struct sched_exec *next;
+    char id[SK_EXEC_ID_LEN + 1];
+    struct sk_exec_rec rec; /* as stored; "running" until exec_finish */
+    uint32_t proc_id;
+    bool pty, has_stdin;
+    struct stream out[2];
+    int stdin_fd; /* pipes: write end; a pty's input goes to out[0].fd */
+    struct stdin_buf in;
+    bool exited; /* its EXIT event arrived */
+    struct sk_agent_event ev;
+    int64_t exit_ns, last_data_ns;
+    uint64_t grace_timer, stdin_timer;
+};
+
+struct sched_sandbox {
+    struct sk_sched *s;
+    struct sched_sandbox *next;
+    char id[SK_SANDBOX_ID_LEN + 1];
+    struct sk_sandbox *sb;
+    struct sk_sandbox_rec rec; /* as stored */
+    char **env, **env_pty;     /* defaults + the request's, for every process */
+    char *workdir;
+    int64_t idle_timeout_ms;
+    int64_t last_activity_ns;
+    uint64_t timeout_timer, idle_timer, pump_timer, gone_timer;
+    bool agent_watched, pidfd_watched;
+    bool agent_gone; /* skiff-init's connection reached EOF */
+    struct sched_exec *execs;
+    struct sched_exec *entrypoint;
+    bool ending;
+};
+
+enum watch_kind { W_SANDBOX, W_EXEC };
+
+struct watcher {
+    struct sk_sched *s;
+    struct watcher *next;
+    uint64_t id;
+    enum watch_kind kind;
+    char target[32];
+    sk_sched_wait_cb sb_cb;
+    sk_sched_exec_cb ex_cb;
+    void *arg;
+    bool on_output;
+    uint64_t timer;
+    bool output_pending, final_pending, ended;
+};
+
+struct sk_sched {
+    struct sk_runtime *rt;
+    struct sk_store *st;
+    struct sk_loop_ops loop;
+    char *data_dir;
+    char *sandboxes_dir;
+    int64_t default_timeout_ms, max_timeout_ms, retention_ms, max_output;
+    struct sched_sandbox *sandboxes;
+    struct watcher *watchers;
+    uint64_t next_watcher_id;
+    uint64_t dispatch_timer, retention_timer;
+    bool freeing;
+    char *buf; /* READ_CHUNK bytes */
+};
+
+/* ---- small helpers ------------------------------------------------------------ */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void set_str(char **field, const char *v)
+{
+    free(*field);
+    *field = v != NULL ? xstrdup(v) : NULL;
+}
+
+static char *dup_or_null(const char *v)
+{
+    return v != NULL ? xstrdup(v) : NULL;
+}
+
+static void sandbox_rec_copy(struct sk_sandbox_rec *dst, const struct sk_sandbox_rec *src)
+{
+    *dst = *src;
+    dst->id = dup_or_null(src->id);
+    dst->name = dup_or_null(src->name);
+    dst->state = dup_or_null(src->state);
+    dst->spec_json = dup_or_null(src->spec_json);
+    dst->tags_json = dup_or_null(src->tags_json);
+    dst->reason = dup_or_null(src->reason);
+    dst->reason_detail = dup_or_null(src->reason_detail);
+    dst->runtime_json = dup_or_null(src->runtime_json);
+}
+
+static void exec_rec_copy(struct sk_exec_rec *dst, const struct sk_exec_rec *src)
+{
+    *dst = *src;
+    dst->id = dup_or_null(src->id);
+    dst->sandbox_id = dup_or_null(src->sandbox_id);
+    dst->argv_json = dup_or_null(src->argv_json);
+    dst->state = dup_or_null(src->state);
+}
+
+static void set_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+static bool fd_readable(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return fd >= 0 && SK_RETRY_EINTR(poll(&p, 1, 0)) > 0;
+}
+
+/* write_nosigpipe - write(2) to a pipe whose reader may be gone without
+ * raising SIGPIPE in the owner: block it for the write and consume the one
+ * the write caused (unless one was already pending). */
+static ssize_t write_nosigpipe(int fd, const void *buf, size_t len)
+{
+    sigset_t pipe_set, old, pending;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    sigemptyset(&pending);
+    sigpending(&pending);
+    bool was_pending = sigismember(&pending, SIGPIPE) == 1;
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    ssize_t w;
+    do
+        w = write(fd, buf, len);
+    while (w < 0 && errno == EINTR);
+    int saved = errno;
+    if (w < 0 && saved == EPIPE && !was_pending) {
+        struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+            ;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = saved;
+    return w;
+}
+
+static void timer_clear(struct sk_sched *s, uint64_t *id)
+{
+    if (*id != 0) {
+        s->loop.cancel(s->loop.ctx, *id);
+        *id = 0;
+    }
+}
+
+static void timer_arm(struct sk_sched *s, uint64_t *id, int64_t delay_ms, void (*cb)(void *), void *arg)
+{
+    timer_clear(s, id);
+    if (delay_ms < 0)
+        delay_ms = 0;
+    *id = s->loop.timer(s->loop.ctx, delay_ms, cb, arg);
+}
+
+static bool is_hex_id(const char *id, const char *prefix)
+{
+    if (id == NULL || strlen(id) != 19 || strncmp(id, prefix, 3) != 0)
+        return false;
+    for (size_t i = 3; i < 19; i++)
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+            return false;
+    return true;
+}
+
+static size_t count_list(const char *const *l)
+{
+    size_t n = 0;
+    while (l != NULL && l[n] != NULL)
+        n++;
+    return n;
+}
+
+/* ---- validation ----------------------------------------------------------------- */
+
+static bool valid_name(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > SK_SCHED_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static int validate_argv(const char *what, const char *const *argv, struct sk_error *err)
+{
+    if (argv == NULL || argv[0] == NULL || argv[0][0] == '\0')
+        return sk_error_setv(err, EINVAL, "%s needs a non-empty command", what);
+    if (count_list(argv) > SK_SCHED_ARGV_MAX)
+        return sk_error_setv(err, E2BIG, "%s has more than %d arguments", what, SK_SCHED_ARGV_MAX);
+    return 0;
+}
+
+static int validate_env(const char *const *env, struct sk_error *err)
+{
+    size_t n = count_list(env);
+    if (n > SK_SCHED_ENV_MAX)
+        return sk_error_setv(err, E2BIG, "env has more than %d entries", SK_SCHED_ENV_MAX);
+    for (size_t i = 0; i < n; i++)
+        if (env[i][0] == '=' || strchr(env[i], '=') == NULL)
+            return sk_error_setv(err, EINVAL, "env entry %zu is not of the form KEY=VALUE", i);
+    return 0;
+}
+
+/* normalize_tags - check that text is a JSON object of string values within
+ * the bounds and return it compact with sorted keys (caller frees). */
+static int normalize_tags(const char *text, char **out, struct sk_error *err)
+{
+    *out = NULL;
+    if (strlen(text) > TAGS_JSON_MAX)
+        return sk_error_setv(err, E2BIG, "tags are larger than %d bytes", TAGS_JSON_MAX);
+    json_error_t jerr;
+    json_t *j = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    if (j == NULL)
+        return sk_error_setv(err, EINVAL, "tags are not valid JSON: %s", jerr.text);
+    int ret = 0;
+    if (!json_is_object(j)) {
+        ret = sk_error_setv(err, EINVAL, "tags must be a JSON object of strings");
+        goto out;
+    }
+    if (json_object_size(j) > SK_SCHED_TAGS_MAX) {
+        ret = sk_error_setv(err, E2BIG, "more than %d tags", SK_SCHED_TAGS_MAX);
+        goto out;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(j, key, v)
+    {
+        size_t klen = strlen(key);
+        if (klen == 0 || klen > SK_SCHED_TAG_KEY_MAX) {
+            ret = sk_error_setv(err, EINVAL, "tag keys must be 1 to %d bytes", SK_SCHED_TAG_KEY_MAX);
+            goto out;
+        }
+        if (!json_is_string(v)) {
+            ret = sk_error_setv(err, EINVAL, "tag '%s' must have a string value", key);
+            goto out;
+        }
+        if (json_string_length(v) > SK_SCHED_TAG_VALUE_MAX) {
+            ret = sk_error_setv(err, EINVAL, "the value of tag '%s' is longer than %d bytes", key,
+                                SK_SCHED_TAG_VALUE_MAX);
+            goto out;
+        }
+    }
+    *out = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    if (*out == NULL)
+        ret = sk_error_setv(err, EINVAL, "tags cannot be encoded");
+out:
+    json_decref(j);
+    return ret;
+}
+
+static json_t *argv_json_array(const char *const *argv, struct sk_error *err)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; argv[i] != NULL; i++) {
+        json_t *v = json_string(argv[i]);
+        if (v == NULL) {
+            json_decref(a);
+            sk_error_setv(err, EINVAL, "argument %zu is not valid UTF-8", i);
+            return NULL;
+        }
+        json_array_append_new(a, v);
+    }
+    return a;
+}
+
+static char *argv_to_json(const char *const *argv, struct sk_error *err)
+{
+    json_t *a = argv_json_array(argv, err);
+    if (a == NULL)
+        return NULL;
+    char *s = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    if (s == NULL)
+        sk_error_setv(err, EINVAL, "argv cannot be encoded");
+    return s;
+}
+
+/* spec_summary - the stored spec when the caller gives none. */
+static char *spec_summary(const struct sk_sandbox_req *req, int64_t timeout_ms, struct sk_error *err)
+{
+    json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:f, s:I, s:I}", "image", req->image ? req->image : "host",
+                          "timeout_ms", (json_int_t)timeout_ms, "idle_timeout_ms", (json_int_t)req->idle_timeout_ms,
+                          "memory_bytes", (json_int_t)req->limits.memory_bytes, "cpu", req->limits.cpu, "pids",
+                          (json_int_t)req->limits.pids, "disk_bytes", (json_int_t)req->disk_bytes);
+    if (j == NULL) {
+        sk_error_setv(err, EINVAL, "image is not valid UTF-8");
+        return NULL;
+    }
+    if (req->entrypoint != NULL) {
+        json_t *a = argv_json_array(req->entrypoint, err);
+        if (a == NULL) {
+            json_decref(j);
+            return NULL;
+        }
+        json_object_set_new(j, "entrypoint", a);
+    }
+    if (req->name != NULL)
+        json_object_set_new(j, "name", json_string(req->name));
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (s == NULL)
+        sk_error_setv(err, EINVAL, "the spec cannot be encoded");
+    return s;
+}
+
+/* ---- environment ------------------------------------------------------------------ */
+
+/* env_merge - base with every key that `over` sets replaced; heap copies. */
+static char **env_merge(const char *const *base, const char *const *over)
+{
+    size_t nb = count_list(base), no = count_list(over);
+    char **env = xcalloc(nb + no + 1, sizeof(char *));
+    size_t n = 0;
+    for (size_t i = 0; i < nb; i++) {
+        size_t klen = strcspn(base[i], "=");
+        bool replaced = false;
+        for (size_t j = 0; j < no && !replaced; j++)
+            replaced = strncmp(over[j], base[i], klen + 1) == 0;
+        if (!replaced)
+            env[n++] = xstrdup(base[i]);
+    }
+    for (size_t j = 0; j < no; j++)
+        env[n++] = xstrdup(over[j]);
+    env[n] = NULL;
+    return env;
+}
+
+static void env_free(char **env)
+{
+    for (size_t i = 0; env != NULL && env[i] != NULL; i++)
+        free(env[i]);
+    free(env);
+}
+
+/* The runtime's defaults (sandbox.c), which a request's env overrides. */
+static void sandbox_env_init(struct sched_sandbox *e, const char *const *req_env)
+{
+    char hostname[64];
+    snprintf(hostname, sizeof(hostname), "HOSTNAME=%s", e->id);
+    const char *const defaults[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root",
+                                    hostname, "LANG=C.UTF-8", NULL};
+    const char *const defaults_pty[] = {defaults[0], defaults[1],           defaults[2],
+                                        defaults[3], "TERM=xterm-256color", NULL};
+    e->env = env_merge(defaults, req_env);
+    e->env_pty = env_merge(defaults_pty, req_env);
+}
+
+/* ---- lookups -------------------------------------------------------------------------- */
+
+static struct sched_sandbox *sandbox_live(struct sk_sched *s, const char *id)
+{
+    for (struct sched_sandbox *e = s->sandboxes; e != NULL && id != NULL; e = e->next)
+        if (strcmp(e->id, id) == 0)
+            return e;
+    return NULL;
+}
+
+/* sandbox_resolve - the live sandbox for an id or a name; NULL when it does
+ * not run here (*exists then says whether the store knows it). */
+static struct sched_sandbox *sandbox_resolve(struct sk_sched *s, const char *id_or_name, bool *exists)
+{
+    *exists = false;
+    if (id_or_name == NULL)
+        return NULL;
+    struct sched_sandbox *e = sandbox_live(s, id_or_name);
+    if (e != NULL) {
+        *exists = true;
+        return e;
+    }
+    struct sk_sandbox_rec rec;
+    if (sk_store_sandbox_get(s->st, id_or_name, &rec, NULL) < 0)
+        return NULL;
+    *exists = true;
+    e = sandbox_live(s, rec.id);
+    sk_sandbox_rec_release(&rec);
+    return e;
+}
+
+static struct sched_exec *exec_live(struct sk_sched *s, const char *id)
+{
+    if (id == NULL)
+        return NULL;
+    for (struct sched_sandbox *e = s->sandboxes; e != NULL; e = e->next)
+        for (struct sched_exec *x = e->execs; x != NULL; x = x->next)
+            if (strcmp(x->id, id) == 0)
+                return x;
+    return NULL;
+}
+
+/* exec_not_live - the error for an exec that does not run here. */
+static int exec_not_live(struct sk_sched *s, const char *id, struct sk_error *err)
+{
+    struct sk_exec_rec rec;
+    if (!is_hex_id(id, "ex-") || sk_store_exec_get(s->st, id, &rec, NULL) < 0)
+        return sk_error_setv(err, ENOENT, "exec '%s' not found", id ? id : "");
+    sk_exec_rec_release(&rec);
+    return sk_error_setv(err, EALREADY, "exec '%s' has ended", id);
+}
+
+static struct sched_exec *exec_by_proc(struct sched_sandbox *e, uint32_t proc_id)
+{
+    for (struct sched_exec *x = e->execs; x != NULL; x = x->next)
+        if (x->proc_id == proc_id)
+            return x;
+    return NULL;
+}
+
+/* ---- watchers and dispatch ----------------------------------------------------------- */
+
+static void dispatch(void *arg);
+
+static void schedule_dispatch(struct sk_sched *s)
+{
+    if (s->dispatch_timer == 0 && !s->freeing)
+        s->dispatch_timer = s->loop.timer(s->loop.ctx, 0, dispatch, s);
+}
+
+static void watchers_mark_final(struct sk_sched *s, enum watch_kind kind, const char *target)
+{
+    bool any = false;
+    for (struct watcher *w = s->watchers; w != NULL; w = w->next) {
+        if (w->kind != kind || w->final_pending || strcmp(w->target, target) != 0)
+            continue;
+        w->final_pending = true;
+        w->ended = true;
+        timer_clear(s, &w->timer);
+        any = true;
+    }
+    if (any)
+        schedule_dispatch(s);
+}
+
+static void watchers_mark_output(struct sk_sched *s, const char *exec_id)
+{
+    bool any = false;
+    for (struct watcher *w = s->watchers; w != NULL; w = w->next) {
+        if (w->kind == W_EXEC && w->on_output && !w->final_pending && strcmp(w->target, exec_id) == 0) {
+            w->output_pending = true;
+            any = true;
+        }
+    }
+    if (any)
+        schedule_dispatch(s);
+}
+
+static void watcher_unlink(struct sk_sched *s, struct watcher *w)
+{
+    for (struct watcher **pp = &s->watchers; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == w) {
+            *pp = w->next;
+            break;
+        }
+    }
+    timer_clear(s, &w->timer);
+}
+
+static void on_watch_timeout(void *arg)
+{
+    struct watcher *w = arg;
+    w->timer = 0;
+    w->final_pending = true;
+    w->ended = false;
+    schedule_dispatch(w->s);
+}
+
+static struct watcher *watcher_add(struct sk_sched *s, enum watch_kind kind, const char *target, int64_t timeout_ms,
+                                   void *arg)
+{
+    struct watcher *w = xcalloc(1, sizeof(*w));
+    w->s = s;
+    w->id = ++s->next_watcher_id;
+    w->kind = kind;
+    snprintf(w->target, sizeof(w->target), "%s", target);
+    w->arg = arg;
+    if (timeout_ms > 0)
+        timer_arm(s, &w->timer, timeout_ms, on_watch_timeout, w);
+    w->next = s->watchers;
+    s->watchers = w;
+    return w;
+}
+
+static void deliver_sandbox(struct sk_sched *s, struct watcher *w)
+{
+    struct sk_sandbox_rec rec;
+    struct sk_error err = {0};
+    if (sk_store_sandbox_get(s->st, w->target, &rec, &err) == 0) {
+        w->sb_cb(w->arg, &rec);
+        sk_sandbox_rec_release(&rec);
+        return;
+    }
+    /* Unreadable (purged in between, or the store fails): still answer. */
+    sk_log_warn("sandbox '%s': %s", w->target, err.msg);
+    char state_end[] = "terminated", state_run[] = "running", reason[] = "error";
+    struct sk_sandbox_rec stub = {.id = w->target,
+                                  .state = w->ended ? state_end : state_run,
+                                  .exit_code = -1,
+                                  .reason = w->ended ? reason : NULL,
+                                  .reason_detail = err.msg};
+    w->sb_cb(w->arg, &stub);
+}
+
+static void deliver_exec(struct sk_sched *s, struct watcher *w, bool ended)
+{
+    struct sched_exec *x = ended ? NULL : exec_live(s, w->target);
+    if (x != NULL) {
+        w->ex_cb(w->arg, &x->rec, false);
+        return;
+    }
+    struct sk_exec_rec rec;
+    struct sk_error err = {0};
+    if (sk_store_exec_get(s->st, w->target, &rec, &err) == 0) {
+        w->ex_cb(w->arg, &rec, ended);
+        sk_exec_rec_release(&rec);
+        return;
+    }
+    sk_log_warn("exec '%s': %s", w->target, err.msg);
+    char state_end[] = "exited", state_run[] = "running", argv[] = "[]";
+    struct sk_exec_rec stub = {
+        .id = w->target, .argv_json = argv, .state = ended ? state_end : state_run, .exit_code = -1};
+    w->ex_cb(w->arg, &stub, ended);
+}
+
+/* dispatch - deliver pending notifications, one at a time: a callback may
+ * add or cancel watchers (itself included), so the list is searched anew
+ * after each call, and a finished watcher is unlinked before its call. */
+static void dispatch(void *arg)
+{
+    struct sk_sched *s = arg;
+    s->dispatch_timer = 0;
+    for (;;) {
+        struct watcher *w = s->watchers;
+        while (w != NULL && !w->final_pending && !w->output_pending)
+            w = w->next;
+        if (w == NULL)
+            return;
+        if (w->final_pending) {
+            watcher_unlink(s, w);
+            if (w->kind == W_SANDBOX)
+                deliver_sandbox(s, w);
+            else
+                deliver_exec(s, w, w->ended);
+            free(w);
+        } else {
+            w->output_pending = false;
+            deliver_exec(s, w, false);
+        }
+    }
+}
+
+static void watcher_cancel(struct sk_sched *s, uint64_t id)
+{
+    for (struct watcher *w = s->watchers; w != NULL; w = w->next) {
+        if (w->id == id) {
+            watcher_unlink(s, w);
+            free(w);
+            return;
+        }
+    }
+}
+
+void sk_sched_wait_cancel(struct sk_sched *s, uint64_t waiter)
+{
+    watcher_cancel(s, waiter);
+}
+
+void sk_sched_exec_watch_cancel(struct sk_sched *s, uint64_t watcher)
+{
+    watcher_cancel(s, watcher);
+}
+
+/* ---- exec output -------------------------------------------------------------------- */
+
+static void stream_store(struct sched_exec *x, struct stream *st, const char *buf, size_t n)
+{
+    int64_t cap = x->e->s->max_output;
+    if (st->stored >= cap || st->file_fd < 0) {
+        st->truncated = true;
+        return;
+    }
+    size_t w = n;
+    if ((int64_t)w > cap - st->stored) {
+        w = (size_t)(cap - st->stored);
+        st->truncated = true;
+    }
+    if (sk_write_all(st->file_fd, buf, w) < 0) {
+        sk_log_error("exec '%s': write %s: %s; dropping its further output", x->id, stream_names[st->idx],
+                     strerror(errno));
+        sk_close(&st->file_fd);
+        st->truncated = true;
+        return;
+    }
+    st->stored += (int64_t)w;
+}
+
+/* stream_drain - read what is there (at most `budget` bytes) into the
+ * file. false at EOF or a read error (a pty says EIO once every slave is
+ * closed). *got tells whether anything was read. */
+static bool stream_drain(struct stream *st, size_t budget, bool *got)
+{
+    struct sched_exec *x = st->x;
+    char *buf = x->e->s->buf;
+    size_t done = 0;
+    while (done < budget) {
+        ssize_t r = read(st->fd, buf, READ_CHUNK);
+        if (r > 0) {
+            stream_store(x, st, buf, (size_t)r);
+            done += (size_t)r;
+            *got = true;
+            continue;
+        }
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return true;
+        if (r < 0 && errno != EIO)
+            sk_log_warn("exec '%s': read %s: %s", x->id, stream_names[st->idx], strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+static void stream_close(struct sk_sched *s, struct stream *st)
+{
+    if (st->fd < 0)
+        return;
+    if (st->watched)
+        s->loop.unwatch(s->loop.ctx, st->fd);
+    st->watched = false;
+    sk_close(&st->fd);
+}
+
+static bool streams_closed(const struct sched_exec *x)
+{
+    return x->out[0].fd < 0 && x->out[1].fd < 0;
+}
+
+static void exec_finish(struct sched_exec *x);
+static void on_grace(void *arg);
+
+static void on_stream(void *arg)
+{
+    struct stream *st = arg;
+    struct sched_exec *x = st->x;
+    struct sk_sched *s = x->e->s;
+    if (st->fd < 0)
+        return;
+    bool got = false;
+    bool open = stream_drain(st, READ_BUDGET, &got);
+    if (got) {
+        x->last_data_ns = sk_now_ns();
+        watchers_mark_output(s, x->id);
+    }
+    if (!open) {
+        stream_close(s, st);
+        if (streams_closed(x) && x->pty)
+            x->in.closed = true; /* the pty master was stdin too */
+        if (x->exited && streams_closed(x))
+            exec_finish(x); /* frees x */
+    }
+}
+
+/* exec_after_exit - its process has exited: end the exec once its output
+ * has reached EOF, or after the grace if something else holds the pipes. */
+static void exec_after_exit(struct sched_exec *x)
+{
+    if (streams_closed(x)) {
+        exec_finish(x);
+        return;
+    }
+    timer_arm(x->e->s, &x->grace_timer, SK_SCHED_EXEC_GRACE_MS, on_grace, x);
+}
+
+static void exec_drain_all(struct sched_exec *x)
+{
+    struct sk_sched *s = x->e->s;
+    for (int i = 0; i < 2; i++) {
+        struct stream *st = &x->out[i];
+        if (st->fd < 0)
+            continue;
+        bool got = false;
+        stream_drain(st, FINAL_DRAIN_MAX, &got);
+        stream_close(s, st);
+    }
+}
+
+static void on_grace(void *arg)
+{
+    struct sched_exec *x = arg;
+    struct sk_sched *s = x->e->s;
+    x->grace_timer = 0;
+    int64_t now = sk_now_ns();
+    int64_t quiet_since = x->last_data_ns > x->exit_ns ? x->last_data_ns : x->exit_ns;
+    int64_t quiet_ms = (now - quiet_since) / 1000000;
+    int64_t since_exit_ms = (now - x->exit_ns) / 1000000;
+    if (quiet_ms < SK_SCHED_EXEC_GRACE_MS && since_exit_ms < SK_SCHED_EXEC_DRAIN_MAX_MS) {
+        timer_arm(s, &x->grace_timer, SK_SCHED_EXEC_GRACE_MS - quiet_ms, on_grace, x);
+        return;
+    }
+    /* A background process holds the output open: take what the pipes
+     * hold now and stop following them. */
+    sk_log_debug("exec '%s': output still open %lld ms after its process exited; ending it", x->id,
+                 (long long)since_exit_ms);
+    exec_drain_all(x);
+    exec_finish(x);
+}
+
+/* ---- exec stdin -------------------------------------------------------------------- */
+
+static void stdin_close(struct sched_exec *x)
+{
+    if (!x->pty)
+        sk_close(&x->stdin_fd);
+    free(x->in.data);
+    x->in.data = NULL;
+    x->in.len = 0;
+    x->in.closed = true;
+    timer_clear(x->e->s, &x->stdin_timer);
+}
+
+static void on_stdin_retry(void *arg);
+
+/* stdin_flush - write what is queued without blocking; what the pipe does
+ * not take now is retried from a timer (the loop only watches for input).
+ * -EPIPE when the reading side is gone (the queue is dropped). */
+static int stdin_flush(struct sched_exec *x)
+{
+    int fd = x->pty ? x->out[0].fd : x->stdin_fd;
+    if (fd < 0) {
+        stdin_close(x);
+        return -EPIPE;
+    }
+    size_t off = 0;
+    while (off < x->in.len) {
+        ssize_t w = write_nosigpipe(fd, x->in.data + off, x->in.len - off);
+        if (w > 0) {
+            off += (size_t)w;
+            continue;
+        }
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        stdin_close(x);
+        return -EPIPE;
+    }
+    memmove(x->in.data, x->in.data + off, x->in.len - off);
+    x->in.len -= off;
+    if (x->in.len > 0) {
+        if (x->stdin_timer == 0)
+            timer_arm(x->e->s, &x->stdin_timer, STDIN_RETRY_MS, on_stdin_retry, x);
+        return 0;
+    }
+    timer_clear(x->e->s, &x->stdin_timer);
+    if (x->in.eof)
+        stdin_close(x);
+    return 0;
+}
+
+static void on_stdin_retry(void *arg)
+{
+    struct sched_exec *x = arg;
+    x->stdin_timer = 0;
+    stdin_flush(x);
+}
+
+/* ---- ending execs and sandboxes ----------------------------------------------------- */
+
+static void exec_output_path(struct sk_sched *s, const char *sandbox_id, const char *exec_id, const char *suffix,
+                             char *path, size_t size)
+{
+    snprintf(path, size, "%s/%s/execs/%s.%s", s->sandboxes_dir, sandbox_id, exec_id, suffix);
+}
+
+static void exec_free(struct sched_exec *x)
+{
+    struct sk_sched *s = x->e->s;
+    timer_clear(s, &x->grace_timer);
+    timer_clear(s, &x->stdin_timer);
+    for (int i = 0; i < 2; i++) {
+        stream_close(s, &x->out[i]);
+        sk_close(&x->out[i].file_fd);
+    }
+    if (!x->pty)
+        sk_close(&x->stdin_fd);
+    free(x->in.data);
+    sk_exec_rec_release(&x->rec);
+    free(x);
+}
+
+/* exec_finish - the exec has ended (its EXIT arrived and its output is
+ * complete, or its sandbox ended): store how, then tell its watchers. */
+static void exec_finish(struct sched_exec *x)
+{
+    struct sched_sandbox *e = x->e;
+    struct sk_sched *s = e->s;
+    for (int i = 0; i < 2; i++) {
+        stream_close(s, &x->out[i]);
+        if (x->out[i].truncated) {
+            char path[PATH_MAX], suffix[32];
+            snprintf(suffix, sizeof(suffix), "%s.truncated", stream_names[i]);
+            exec_output_path(s, e->id, x->id, suffix, path, sizeof(path));
+            int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+            if (fd >= 0)
+                close(fd);
+        }
+    }
+    set_str(&x->rec.state, "exited");
+    if (x->exited) {
+        x->rec.exit_code = x->ev.exit_code;
+        x->rec.signal = x->ev.signo;
+        x->rec.timed_out = x->ev.timed_out;
+    } else {
+        /* Its sandbox ended first: killed with it. */
+        x->rec.exit_code = 128 + SIGKILL;
+        x->rec.signal = SIGKILL;
+    }
+    x->rec.ended_at = now_ms();
+    struct sk_error err = {0};
+    if (sk_store_exec_update(s->st, &x->rec, &err) < 0)
+        sk_log_error("exec '%s': %s", x->id, err.msg);
+    watchers_mark_final(s, W_EXEC, x->id);
+    for (struct sched_exec **pp = &e->execs; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == x) {
+            *pp = x->next;
+            break;
+        }
+    }
+    if (e->entrypoint == x)
+        e->entrypoint = NULL;
+    e->last_activity_ns = sk_now_ns();
+    exec_free(x);
+}
+
+static enum sk_end_reason reason_code(const char *reason)
+{
+    static const struct {
+        const char *name;
+        enum sk_end_reason code;
+    } map[] = {{"exited", SK_END_EXITED}, {"timeout", SK_END_TIMEOUT},       {"idle", SK_END_IDLE},
+               {"oom", SK_END_OOM},       {"terminated", SK_END_TERMINATED}, {"error", SK_END_ERROR},
+               {"lost", SK_END_LOST}};
+    for (size_t i = 0; i < SK_ARRAY_SIZE(map); i++)
+        if (strcmp(map[i].name, reason) == 0)
+            return map[i].code;
+    return SK_END_ERROR;
+}
+
+static void agent_unwatch(struct sched_sandbox *e)
+{
+    if (e->agent_watched)
+        e->s->loop.unwatch(e->s->loop.ctx, sk_agent_fd(sk_sandbox_agent(e->sb)));
+    e->agent_watched = false;
+}
+
+static void sandbox_unwatch(struct sched_sandbox *e)
+{
+    agent_unwatch(e);
+    if (e->pidfd_watched)
+        e->s->loop.unwatch(e->s->loop.ctx, sk_sandbox_pidfd(e->sb));
+    e->pidfd_watched = false;
+}
+
+static void sandbox_entry_free(struct sched_sandbox *e)
+{
+    env_free(e->env);
+    env_free(e->env_pty);
+    free(e->workdir);
+    sk_sandbox_rec_release(&e->rec);
+    free(e);
+}
+
+/* end_sandbox - the one way a sandbox ends; the first reason wins. Kills
+ * it, ends its execs, records the end, frees the runtime sandbox (its cgroup
+ * goes), then lets waiters know (from the loop). e is freed. */
+static void end_sandbox(struct sched_sandbox *e, const char *reason, const char *detail, int exit_code)
+{
+    if (e->ending)
+        return;
+    e->ending = true;
+    struct sk_sched *s = e->s;
+    struct sk_error err = {0};
+    timer_clear(s, &e->timeout_timer);
+    timer_clear(s, &e->idle_timer);
+    timer_clear(s, &e->pump_timer);
+    timer_clear(s, &e->gone_timer);
+    sandbox_unwatch(e);
+    if (sk_sandbox_kill(e->sb, reason_code(reason), &err) < 0)
+        sk_log_warn("sandbox '%s': %s", e->id, err.msg);
+    /* EXITs skiff-init sent before it died still say how those ended. */
+    struct sk_agent_event ev;
+    for (int i = 0; i < 4096 && sk_agent_next_event(sk_sandbox_agent(e->sb), &ev, 0, NULL) > 0; i++) {
+        struct sched_exec *x = exec_by_proc(e, ev.proc_id);
+        if (x != NULL && !x->exited) {
+            x->exited = true;
+            x->ev = ev;
+        }
+    }
+    /* Every process is gone: what is left in the pipes is all there is. */
+    while (e->execs != NULL) {
+        exec_drain_all(e->execs);
+        exec_finish(e->execs);
+    }
+    set_str(&e->rec.state, "terminated");
+    set_str(&e->rec.reason, reason);
+    set_str(&e->rec.reason_detail, detail);
+    e->rec.exit_code = exit_code;
+    e->rec.ended_at = now_ms();
+    if (sk_store_sandbox_update(s->st, &e->rec, &err) < 0)
+        sk_log_error("sandbox '%s': record its end (%s): %s", e->id, reason, err.msg);
+    sk_log_info("sandbox '%s' ended: %s%s%s", e->id, reason, detail ? ": " : "", detail ? detail : "");
+    sk_sandbox_free(e->sb);
+    e->sb = NULL;
+    for (struct sched_sandbox **pp = &s->sandboxes; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == e) {
+            *pp = e->next;
+            break;
+        }
+    }
+    watchers_mark_final(s, W_SANDBOX, e->id);
+    sandbox_entry_free(e);
+}
+
+/* ---- sandbox events ------------------------------------------------------------------- */
+
+static bool pid1_dead(struct sched_sandbox *e)
+{
+    return fd_readable(sk_sandbox_pidfd(e->sb));
+}
+
+/* init_gone - pid 1 died, or skiff-init dropped its connection and pid 1
+ * did not exit within INIT_EXIT_WAIT_MS. */
+static void init_gone(struct sched_sandbox *e)
+{
+    if (sk_sandbox_oom_kills(e->sb) > 0)
+        end_sandbox(e, "oom", NULL, -1);
+    else if (pid1_dead(e))
+        end_sandbox(e, "error", "sandbox init process died", -1);
+    else
+        end_sandbox(e, "error", "skiff-init closed its connection", -1);
+}
+
+static void on_gone_timeout(void *arg)
+{
+    struct sched_sandbox *e = arg;
+    e->gone_timer = 0;
+    init_gone(e);
+}
+
+/* agent_lost - the connection to skiff-init ended. pid 1's exit usually
+ * follows within milliseconds; its pidfd tells (on_pidfd), or the timer
+ * ends the sandbox anyway. false when the sandbox has ended. */
+static bool agent_lost(struct sched_sandbox *e)
+{
+    e->agent_gone = true;
+    agent_unwatch(e);
+    timer_clear(e->s, &e->pump_timer);
+    if (pid1_dead(e)) {
+        init_gone(e);
+        return false;
+    }
+    timer_arm(e->s, &e->gone_timer, INIT_EXIT_WAIT_MS, on_gone_timeout, e);
+    return true;
+}
+
+static void schedule_pump(struct sched_sandbox *e);
+
+/* agent_pump - handle the exit events skiff-init sent (also those queued
+ * by synchronous requests). false when the sandbox has ended (e is freed). */
+static bool agent_pump(struct sched_sandbox *e)
+{
+    if (e->agent_gone)
+        return true;
+    for (int i = 0; i < EVENTS_PER_PUMP; i++) {
+        struct sk_agent_event ev;
+        struct sk_error err = {0};
+        int r = sk_agent_next_event(sk_sandbox_agent(e->sb), &ev, 0, &err);
+        if (r == 0)
+            return true;
+        if (r < 0) {
+            if (r == -EPROTO) {
+                sk_log_warn("sandbox '%s': %s", e->id, err.msg);
+                continue;
+            }
+            sk_log_debug("sandbox '%s': %s", e->id, err.msg);
+            return agent_lost(e);
+        }
+        /* skiff-init is not trusted: only processes we started count. */
+        struct sched_exec *x = exec_by_proc(e, ev.proc_id);
+        if (x == NULL || x->exited)
+            continue;
+        x->exited = true;
+        x->ev = ev;
+        x->exit_ns = sk_now_ns();
+        if (x == e->entrypoint) {
+            bool oom = ev.signo == SIGKILL && sk_sandbox_oom_kills(e->sb) > 0;
+            end_sandbox(e, oom ? "oom" : "exited", NULL, ev.exit_code);
+            return false;
+        }
+        exec_after_exit(x);
+    }
+    schedule_pump(e); /* more may be queued */
+    return true;
+}
+
+static void on_agent(void *arg)
+{
+    agent_pump(arg);
+}
+
+static void on_pump_timer(void *arg)
+{
+    struct sched_sandbox *e = arg;
+    e->pump_timer = 0;
+    agent_pump(e);
+}
+
+/* schedule_pump - after a synchronous request, events it queued inside the
+ * agent do not make its fd readable: look at them from the loop. */
+static void schedule_pump(struct sched_sandbox *e)
+{
+    if (e->pump_timer == 0 && !e->ending && !e->agent_gone)
+        e->pump_timer = e->s->loop.timer(e->s->loop.ctx, 0, on_pump_timer, e);
+}
+
+static void on_pidfd(void *arg)
+{
+    struct sched_sandbox *e = arg;
+    if (!pid1_dead(e))
+        return;
+    /* EXITs sent before it died come first (the entrypoint's, say). */
+    if (!agent_pump(e))
+        return;
+    init_gone(e);
+}
+
+static void on_timeout(void *arg)
+{
+    struct sched_sandbox *e = arg;
+    e->timeout_timer = 0;
+    end_sandbox(e, "timeout", NULL, -1);
+}
+
+static void on_idle(void *arg)
+{
+    struct sched_sandbox *e = arg;
+    e->idle_timer = 0;
+    int64_t idle_ns = e->idle_timeout_ms * 1000000;
+    if (e->execs != NULL) {
+        timer_arm(e->s, &e->idle_timer, e->idle_timeout_ms, on_idle, e);
+        return;
+    }
+    int64_t quiet_ns = sk_now_ns() - e->last_activity_ns;
+    if (quiet_ns >= idle_ns) {
+        end_sandbox(e, "idle", NULL, -1);
+        return;
+    }
+    timer_arm(e->s, &e->idle_timer, (idle_ns - quiet_ns) / 1000000 + 1, on_idle, e);
+}
+
+/* ---- starting execs --------------------------------------------------------------------- */
+
+static int open_output(const char *path, int *fd, struct sk_error *err)
+{
+    *fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (*fd < 0)
+        return sk_error_set(err, errno, "create '%s'", path);
+    return 0;
+}
+
+static int exec_start(struct sched_sandbox *e, const struct sk_exec_req *req, bool entrypoint, struct sk_exec_rec *out,
+                      struct sk_error *err)
+{
+    struct sk_sched *s = e->s;
+    int ret = validate_argv(entrypoint ? "entrypoint" : "exec", req->argv, err);
+    if (ret < 0)
+        return ret;
+    if ((ret = validate_env(req->env, err)) < 0)
+        return ret;
+    if (req->workdir != NULL && req->workdir[0] != '/')
+        return sk_error_setv(err, EINVAL, "workdir must be an absolute path");
+    if (req->timeout_ms < 0)
+        return sk_error_setv(err, EINVAL, "exec timeout must not be negative");
+    _cleanup_free_ char *argv_json = argv_to_json(req->argv, err);
+    if (argv_json == NULL)
+        return -err->code;
+    char hex[17], id[SK_EXEC_ID_LEN + 1];
+    if ((ret = sk_random_hex(hex, 8, err)) < 0)
+        return ret;
+    snprintf(id, sizeof(id), "ex-%s", hex);
+
+    char dir[PATH_MAX], paths[2][PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s/%s/execs", s->sandboxes_dir, e->id);
+    if ((ret = sk_mkdir_p(dir, 0700, err)) < 0)
+        return ret;
+    int files[2] = {-1, -1};
+    for (int i = 0; i < 2; i++) {
+        exec_output_path(s, e->id, id, stream_names[i], paths[i], sizeof(paths[i]));
+        if ((ret = open_output(paths[i], &files[i], err)) < 0) {
+            sk_close(&files[0]);
+            if (i == 1)
+                unlink(paths[0]);
+            return ret;
+        }
+    }
+
+    char **env = req->env != NULL ? env_merge((const char *const *)(req->pty ? e->env_pty : e->env), req->env) : NULL;
+    struct sk_agent_spawn spawn = {
+        .argv = req->argv,
+        .envp = (const char *const *)(env != NULL ? env
+                                      : req->pty  ? e->env_pty
+                                                  : e->env),
+        .cwd = req->workdir != NULL ? req->workdir : e->workdir,
+        .pty = req->pty,
+        .rows = req->rows,
+        .cols = req->cols,
+        .want_stdin = !req->pty && req->stdin_pipe,
+        .timeout_ms = req->timeout_ms,
+    };
+    struct sk_agent_proc proc = {.stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1, .pty_fd = -1};
+    ret = sk_sandbox_exec(e->sb, &spawn, &proc, err);
+    env_free(env);
+    schedule_pump(e);
+    if (ret < 0) {
+        for (int i = 0; i < 2; i++) {
+            sk_close(&files[i]);
+            unlink(paths[i]);
+        }
+        return ret;
+    }
+
+    struct sched_exec *x = xcalloc(1, sizeof(*x));
+    x->e = e;
+    memcpy(x->id, id, sizeof(x->id));
+    x->proc_id = proc.id;
+    x->pty = req->pty;
+    x->has_stdin = req->pty || req->stdin_pipe;
+    x->stdin_fd = proc.stdin_fd;
+    for (int i = 0; i < 2; i++)
+        x->out[i] = (struct stream){.x = x, .idx = i, .fd = -1, .file_fd = files[i]};
+    x->out[OUT_STDOUT].fd = req->pty ? proc.pty_fd : proc.stdout_fd;
+    x->out[OUT_STDERR].fd = req->pty ? -1 : proc.stderr_fd;
+    if (req->pty)
+        sk_close(&proc.stderr_fd); /* never set with a pty; belt and braces */
+    x->rec = (struct sk_exec_rec){.id = xstrdup(id),
+                                  .sandbox_id = xstrdup(e->id),
+                                  .argv_json = xstrdup(argv_json),
+                                  .state = xstrdup("running"),
+                                  .exit_code = -1,
+                                  .created_at = now_ms(),
+                                  .pty = req->pty};
+    ret = sk_store_exec_insert(s->st, &x->rec, err);
+    if (ret < 0) {
+        /* Not recorded, so it must not run: its EXIT will be ignored. */
+        sk_agent_signal(sk_sandbox_agent(e->sb), proc.id, SIGKILL, NULL);
+        exec_free(x);
+        unlink(paths[0]);
+        unlink(paths[1]);
+        return ret;
+    }
+    if (x->stdin_fd >= 0)
+        set_nonblock(x->stdin_fd);
+    for (int i = 0; i < 2; i++) {
+        struct stream *st = &x->out[i];
+        if (st->fd < 0)
+            continue;
+        set_nonblock(st->fd);
+        struct sk_error werr = {0};
+        if (s->loop.watch(s->loop.ctx, st->fd, on_stream, st) < 0) {
+            sk_error_set(&werr, errno, "watch");
+            sk_log_error("exec '%s': cannot follow its %s: %s", id, stream_names[i], werr.msg);
+            sk_close(&st->fd);
+            continue;
+        }
+        st->watched = true;
+    }
+    x->next = e->execs;
+    e->execs = x;
+    if (entrypoint)
+        e->entrypoint = x;
+    e->last_activity_ns = sk_now_ns();
+    exec_rec_copy(out, &x->rec);
+    return 0;
+}
+
+/* ---- public: lifecycle ------------------------------------------------------------------- */
+
+static void on_retention(void *arg);
+
+int sk_sched_new(struct sk_runtime *rt, struct sk_store *st, const struct sk_loop_ops *loop,
+                 const struct sk_sched_config *cfg, struct sk_sched **out, struct sk_error *err)
+{
+    *out = NULL;
+    if (rt == NULL || st == NULL || loop == NULL || cfg == NULL || cfg->data_dir == NULL)
+        return sk_error_setv(err, EINVAL, "the sandbox manager needs a runtime, a store, a loop and a data dir");
+    if (cfg->default_timeout_ms < 0 || cfg->max_timeout_ms < 0 || cfg->retention_ms < 0 || cfg->max_output_bytes < 0)
+        return sk_error_setv(err, EINVAL, "sandbox manager limits must not be negative");
+    struct sk_sched *s = xcalloc(1, sizeof(*s));
+    s->rt = rt;
+    s->st = st;
+    s->loop = *loop;
+    s->data_dir = xstrdup(cfg->data_dir);
+    s->sandboxes_dir = xasprintf("%s/sandboxes", cfg->data_dir);
+    s->default_timeout_ms = cfg->default_timeout_ms > 0 ? cfg->default_timeout_ms : DEFAULT_TIMEOUT_MS;
+    s->max_timeout_ms = cfg->max_timeout_ms;
+    if (s->max_timeout_ms > 0 && s->default_timeout_ms > s->max_timeout_ms)
+        s->default_timeout_ms = s->max_timeout_ms;
+    s->retention_ms = cfg->retention_ms > 0 ? cfg->retention_ms : DEFAULT_RETENTION_MS;
+    s->max_output = cfg->max_output_bytes > 0 ? cfg->max_output_bytes : DEFAULT_MAX_OUTPUT;
+    s->buf = xmalloc(READ_CHUNK);
+    int ret = sk_mkdir_p(s->sandboxes_dir, 0700, err);
+    if (ret < 0) {
+        sk_sched_free(s);
+        return ret;
+    }
+    struct sk_error perr = {0};
+    if (sk_sched_purge(s, &perr) < 0)
+        sk_log_warn("retention sweep: %s", perr.msg);
+    timer_arm(s, &s->retention_timer, RETENTION_SWEEP_MS, on_retention, s);
+    *out = s;
+    return 0;
+}
+
+void sk_sched_free(struct sk_sched *s)
+{
+    if (s == NULL)
+        return;
+    /* From here on nothing new is accepted and no timer is armed for
+     * notifications: they are delivered below, from inside this call. */
+    s->freeing = true;
+    while (s->sandboxes != NULL)
+        end_sandbox(s->sandboxes, "terminated", "server shutdown", -1);
+    /* Those waiting learn how it ended; then nothing more is called. */
+    timer_clear(s, &s->dispatch_timer);
+    dispatch(s);
+    while (s->watchers != NULL) {
+        struct watcher *w = s->watchers;
+        watcher_unlink(s, w);
+        free(w);
+    }
+    timer_clear(s, &s->retention_timer);
+    free(s->data_dir);
+    free(s->sandboxes_dir);
+    free(s->buf);
+    free(s);
+}
+
+/* ---- public: retention and recovery -------------------------------------------------------- */
+
+/* sweep_output_dirs - remove the output directory of every sandbox the
+ * store no longer knows (purged, or a crash between purge and removal). */
+static void sweep_output_dirs(struct sk_sched *s)
+{
+    DIR *d = opendir(s->sandboxes_dir);
+    if (d == NULL)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (!is_hex_id(de->d_name, "sb-") || sandbox_live(s, de->d_name) != NULL)
+            continue;
+        struct sk_sandbox_rec rec;
+        struct sk_error err = {0};
+        bool gone;
+        if (sk_store_sandbox_get(s->st, de->d_name, &rec, &err) == 0) {
+            gone = strcmp(rec.id, de->d_name) != 0; /* only a name spelled like it */
+            sk_sandbox_rec_release(&rec);
+        } else {
+            gone = err.code == ENOENT;
+        }
+        if (!gone)
+            continue;
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/%s", s->sandboxes_dir, de->d_name);
+        if (sk_remove_tree(path, &err) < 0)
+            sk_log_warn("retention sweep: %s", err.msg);
+    }
+    closedir(d);
+}
+
+int sk_sched_purge(struct sk_sched *s, struct sk_error *err)
+{
+    int n = sk_store_sandbox_purge(s->st, now_ms() - s->retention_ms, err);
+    if (n < 0)
+        return n;
+    sweep_output_dirs(s);
+    if (n > 0)
+        sk_log_info("retention sweep: %d ended sandboxes purged", n);
+    return n;
+}
+
+static void on_retention(void *arg)
+{
+    struct sk_sched *s = arg;
+    s->retention_timer = 0;
+    struct sk_error err = {0};
+    if (sk_sched_purge(s, &err) < 0)
+        sk_log_warn("retention sweep: %s", err.msg);
+    timer_arm(s, &s->retention_timer, RETENTION_SWEEP_MS, on_retention, s);
+}
+
+static void mark_lost(struct sk_sched *s, struct sk_sandbox_rec *rec)
+{
+    struct sk_error err = {0};
+    int64_t now = now_ms();
+    struct sk_exec_rec *execs = NULL;
+    size_t n = 0;
+    if (sk_store_exec_list(s->st, rec->id, &execs, &n, &err) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(execs[i].state, "running") != 0)
+                continue;
+            set_str(&execs[i].state, "exited");
+            execs[i].exit_code = -1;
+            execs[i].ended_at = now;
+            if (sk_store_exec_update(s->st, &execs[i], &err) < 0)
+                sk_log_error("exec '%s': %s", execs[i].id, err.msg);
+        }
+        sk_exec_recs_free(execs, n);
+    } else {
+        sk_log_error("sandbox '%s': list its execs: %s", rec->id, err.msg);
+    }
+    int left = sk_cgroup_count_children(sk_runtime_cgroups(s->rt), rec->id, &err);
+    if (left > 0)
+        sk_log_warn("sandbox '%s': its cgroup is still there (another live process owns it?)", rec->id);
+    set_str(&rec->state, "terminated");
+    set_str(&rec->reason, "lost");
+    set_str(&rec->reason_detail, "server restarted");
+    rec->ended_at = now;
+    if (sk_store_sandbox_update(s->st, rec, &err) < 0)
+        sk_log_error("sandbox '%s': record it lost: %s", rec->id, err.msg);
+    else
+        sk_log_info("sandbox '%s' ended: lost: server restarted", rec->id);
+}
+
+int sk_sched_recover(struct sk_sched *s, struct sk_error *err)
+{
+    /* Kill and remove whatever an earlier process of ours left running (its
+     * lock went with it). sk_runtime_new did this already; doing it here too
+     * makes recovery independent of when the runtime was created. */
+    struct sk_error serr = {0};
+    if (sk_runtime_cleanup_stale(s->rt, &serr) < 0)
+        sk_log_warn("stale sandbox sweep: %s", serr.msg);
+    int count = 0;
+    static const char *const states[] = {"running", "creating"};
+    for (size_t k = 0; k < SK_ARRAY_SIZE(states); k++) {
+        char *cursor = NULL;
+        do {
+            struct sk_sandbox_filter f = {.state = states[k], .limit = 1000, .cursor = cursor};
+            struct sk_sandbox_rec *recs = NULL;
+            size_t n = 0;
+            char *next = NULL;
+            int ret = sk_store_sandbox_list(s->st, &f, &recs, &n, &next, err);
+            free(cursor);
+            cursor = NULL;
+            if (ret < 0)
+                return ret;
+            for (size_t i = 0; i < n; i++) {
+                if (sandbox_live(s, recs[i].id) != NULL)
+                    continue;
+                mark_lost(s, &recs[i]);
+                count++;
+            }
+            sk_sandbox_recs_free(recs, n);
+            cursor = next;
+        } while (cursor != NULL);
+    }
+    return count;
+}
+
+/* ---- public: sandboxes ----------------------------------------------------------------- */
+
+/* record_failed - a sandbox the runtime could not create is still recorded,
+ * under an id of its own and without its name (which stays free). */
+static void record_failed(struct sk_sched *s, int64_t created_at, const char *spec_json, const char *tags,
+                          struct sk_error *err)
+{
+    char hex[17], id[SK_SANDBOX_ID_LEN + 1];
+    struct sk_error e2 = {0};
+    if (sk_random_hex(hex, 8, &e2) < 0)
+        return;
+    snprintf(id, sizeof(id), "sb-%s", hex);
+    char state[] = "terminated", reason[] = "error";
+    struct sk_sandbox_rec rec = {.id = id,
+                                 .state = state,
+                                 .spec_json = (char *)spec_json,
+                                 .tags_json = (char *)tags,
+                                 .created_at = created_at,
+                                 .ended_at = now_ms(),
+                                 .exit_code = -1,
+                                 .reason = reason,
+                                 .reason_detail = err->msg};
+    if (sk_store_sandbox_insert(s->st, &rec, &e2) < 0) {
+        sk_log_error("sandbox '%s': record its failure: %s", id, e2.msg);
+        return;
+    }
+    sk_error_prefix(err, "sandbox '%s'", id);
+}
+
+int sk_sched_create(struct sk_sched *s, const struct sk_sandbox_req *req, struct sk_sandbox_rec *out,
+                    struct sk_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (s->freeing)
+        return sk_error_setv(err, EBUSY, "the server is shutting down");
+    int64_t timeout = req->timeout_ms;
+    if (timeout < 0)
+        return sk_error_setv(err, EINVAL, "timeout must not be negative");
+    if (timeout == 0)
+        timeout = s->default_timeout_ms;
+    else if (s->max_timeout_ms > 0 && timeout > s->max_timeout_ms)
+        return sk_error_setv(err, EINVAL, "timeout of %lld ms is above the maximum of %lld ms", (long long)timeout,
+                             (long long)s->max_timeout_ms);
+    if (req->idle_timeout_ms < 0)
+        return sk_error_setv(err, EINVAL, "idle timeout must not be negative");
+    if (req->name != NULL && !valid_name(req->name))
+        return sk_error_setv(err, EINVAL, "name must be 1 to %d of A-Z a-z 0-9 . _ -", SK_SCHED_NAME_MAX);
+    if (req->workdir != NULL && req->workdir[0] != '/')
+        return sk_error_setv(err, EINVAL, "workdir must be an absolute path");
+    int ret = validate_env(req->env, err);
+    if (ret < 0)
+        return ret;
+    if (req->entrypoint != NULL && (ret = validate_argv("entrypoint", req->entrypoint, err)) < 0)
+        return ret;
+    _cleanup_free_ char *tags = NULL;
+    if (req->tags_json != NULL && (ret = normalize_tags(req->tags_json, &tags, err)) < 0)
+        return ret;
+    _cleanup_free_ char *spec_json = NULL;
+    if (req->spec_json != NULL) {
+        if (strlen(req->spec_json) > SPEC_JSON_MAX)
+            return sk_error_setv(err, E2BIG, "the spec is larger than %d bytes", SPEC_JSON_MAX);
+        json_t *j = json_loads(req->spec_json, 0, NULL);
+        bool ok = json_is_object(j);
+        json_decref(j);
+        if (!ok)
+            return sk_error_setv(err, EINVAL, "the spec must be a JSON object");
+        spec_json = xstrdup(req->spec_json);
+    } else if ((spec_json = spec_summary(req, timeout, err)) == NULL) {
+        return -err->code;
+    }
+    if (req->name != NULL) {
+        /* Checked here so that a clash costs no sandbox; the insert below
+         * checks again (the store's unique index decides). */
+        struct sk_sandbox_rec other;
+        if (sk_store_sandbox_get(s->st, req->name, &other, NULL) == 0) {
+            bool taken = other.name != NULL && strcmp(other.name, req->name) == 0;
+            sk_sandbox_rec_release(&other);
+            if (taken)
+                return sk_error_setv(err, EEXIST, "a sandbox named '%s' already exists", req->name);
+        }
+    }
+
+    int64_t created_at = now_ms();
+    struct sk_sandbox_spec spec = {
+        .image = req->image,
+        .limits = req->limits,
+        .disk_bytes = req->disk_bytes,
+        .timeout_ms = timeout,
+        .die_with_owner = false,
+    };
+    struct sk_sandbox *sb = NULL;
+    ret = sk_sandbox_create(s->rt, &spec, &sb, err);
+    if (ret < 0) {
+        if (err->code != EINVAL) /* EINVAL: a bad request, not a failed sandbox */
+            record_failed(s, created_at, spec_json, tags, err);
+        return ret;
+    }
+
+    struct sched_sandbox *e = xcalloc(1, sizeof(*e));
+    e->s = s;
+    e->sb = sb;
+    snprintf(e->id, sizeof(e->id), "%s", sk_sandbox_id(sb));
+    e->rec = (struct sk_sandbox_rec){.id = xstrdup(e->id),
+                                     .name = dup_or_null(req->name),
+                                     .state = xstrdup("creating"),
+                                     .spec_json = steal_pointer(&spec_json),
+                                     .tags_json = tags != NULL ? steal_pointer(&tags) : xstrdup("{}"),
+                                     .created_at = created_at,
+                                     .exit_code = -1,
+                                     .host_pid = sk_sandbox_pid(sb)};
+    ret = sk_store_sandbox_insert(s->st, &e->rec, err);
+    if (ret < 0) {
+        sk_sandbox_free(sb);
+        sandbox_entry_free(e);
+        return ret;
+    }
+    sandbox_env_init(e, req->env);
+    e->workdir = dup_or_null(req->workdir);
+    e->idle_timeout_ms = req->idle_timeout_ms;
+    e->last_activity_ns = sk_now_ns();
+    e->next = s->sandboxes;
+    s->sandboxes = e;
+
+    struct sk_loop_ops *l = &s->loop;
+    if (l->watch(l->ctx, sk_agent_fd(sk_sandbox_agent(sb)), on_agent, e) < 0) {
+        ret = sk_error_set(err, errno ? errno : EIO, "watch the sandbox's control socket");
+        end_sandbox(e, "error", err->msg, -1);
+        return ret;
+    }
+    e->agent_watched = true;
+    if (l->watch(l->ctx, sk_sandbox_pidfd(sb), on_pidfd, e) < 0) {
+        ret = sk_error_set(err, errno ? errno : EIO, "watch the sandbox's init process");
+        end_sandbox(e, "error", err->msg, -1);
+        return ret;
+    }
+    e->pidfd_watched = true;
+
+    if (req->entrypoint != NULL) {
+        struct sk_exec_req xr = {.argv = req->entrypoint};
+        struct sk_exec_rec xrec;
+        ret = exec_start(e, &xr, true, &xrec, err);
+        if (ret < 0) {
+            sk_error_prefix(err, "start the entrypoint");
+            end_sandbox(e, "error", err->msg, -1);
+            return ret;
+        }
+        json_t *rj = json_pack("{s:s}", "entrypoint_exec", xrec.id);
+        e->rec.runtime_json = json_dumps(rj, JSON_COMPACT);
+        json_decref(rj);
+        sk_exec_rec_release(&xrec);
+    }
+    set_str(&e->rec.state, "running");
+    e->rec.started_at = now_ms();
+    ret = sk_store_sandbox_update(s->st, &e->rec, err);
+    if (ret < 0) {
+        end_sandbox(e, "error", err->msg, -1);
+        return ret;
+    }
+    timer_arm(s, &e->timeout_timer, timeout, on_timeout, e);
+    if (e->idle_timeout_ms > 0)
+        timer_arm(s, &e->idle_timer, e->idle_timeout_ms, on_idle, e);
+    sk_log_info("sandbox '%s' running (pid %d)", e->id, (int)sk_sandbox_pid(sb));
+    sandbox_rec_copy(out, &e->rec);
+    return 0;
+}
+
+int sk_sched_get(struct sk_sched *s, const char *id_or_name, struct sk_sandbox_rec *out, struct sk_error *err)
+{
+    return sk_store_sandbox_get(s->st, id_or_name, out, err);
+}
+
+int sk_sched_set_tags(struct sk_sched *s, const char *id_or_name, const char *tags_json, struct sk_error *err)
+{
+    _cleanup_free_ char *tags = NULL;
+    int ret = normalize_tags(tags_json != NULL ? tags_json : "{}", &tags, err);
+    if (ret < 0)
+        return ret;
+    struct sk_sandbox_rec rec;
+    if ((ret = sk_store_sandbox_get(s->st, id_or_name, &rec, err)) < 0)
+        return ret;
+    ret = sk_store_sandbox_set_tags(s->st, rec.id, tags, err);
+    struct sched_sandbox *e = sandbox_live(s, rec.id);
+    if (ret == 0 && e != NULL)
+        set_str(&e->rec.tags_json, tags);
+    sk_sandbox_rec_release(&rec);
+    return ret;
+}
+
+int sk_sched_entrypoint_exec(struct sk_sched *s, const char *id_or_name, char exec_id[SK_EXEC_ID_LEN + 1],
+                             struct sk_error *err)
+{
+    exec_id[0] = '\0';
+    struct sk_sandbox_rec rec;
+    int ret = sk_store_sandbox_get(s->st, id_or_name, &rec, err);
+    if (ret < 0)
+        return ret;
+    json_t *j = rec.runtime_json != NULL ? json_loads(rec.runtime_json, 0, NULL) : NULL;
+    const char *id = json_string_value(json_object_get(j, "entrypoint_exec"));
+    if (id != NULL && is_hex_id(id, "ex-"))
+        snprintf(exec_id, SK_EXEC_ID_LEN + 1, "%s", id);
+    else
+        ret = sk_error_setv(err, ENOENT, "sandbox '%s' has no entrypoint", rec.id);
+    json_decref(j);
+    sk_sandbox_rec_release(&rec);
+    return ret;
+}
+
+int sk_sched_terminate(struct sk_sched *s, const char *id_or_name, const char *by, struct sk_error *err)
+{
+    bool exists = false;
+    struct sched_sandbox *e = sandbox_resolve(s, id_or_name, &exists);
+    if (e == NULL) {
+        if (!exists)
+            return sk_error_setv(err, ENOENT, "sandbox '%s' not found", id_or_name ? id_or_name : "");
+        return 0; /* it has ended already */
+    }
+    end_sandbox(e, "terminated", by, -1);
+    return 0;
+}
+
+int sk_sched_usage(struct sk_sched *s, const char *id, struct sk_cgroup_usage *u, struct sk_error *err)
+{
+    bool exists = false;
+    struct sched_sandbox *e = sandbox_resolve(s, id, &exists);
+    if (e == NULL)
+        return sk_error_setv(err, ENOENT, "sandbox '%s' is not running", id ? id : "");
+    return sk_sandbox_usage(e->sb, u, err);
+}
+
+void sk_sched_touch(struct sk_sched *s, const char *id)
+{
+    struct sched_sandbox *e = sandbox_live(s, id);
+    if (e != NULL)
+        e->last_activity_ns = sk_now_ns();
+}
+
+int sk_sched_wait(struct sk_sched *s, const char *id, int64_t timeout_ms, sk_sched_wait_cb cb, void *arg,
+                  uint64_t *waiter, struct sk_error *err)
+{
+    *waiter = 0;
+    if (cb == NULL)
+        return sk_error_setv(err, EINVAL, "a waiter needs a callback");
+    if (s->freeing)
+        return sk_error_setv(err, EBUSY, "the server is shutting down");
+    struct sk_sandbox_rec rec;
+    int ret = sk_store_sandbox_get(s->st, id, &rec, err);
+    if (ret < 0)
+        return ret;
+    struct sched_sandbox *e = sandbox_live(s, rec.id);
+    struct watcher *w = watcher_add(s, W_SANDBOX, rec.id, e != NULL ? timeout_ms : 0, arg);
+    w->sb_cb = cb;
+    if (e == NULL) {
+        /* ended (or never to be seen running here): answer from the loop */
+        w->final_pending = true;
+        w->ended = true;
+        schedule_dispatch(s);
+    }
+    sk_sandbox_rec_release(&rec);
+    *waiter = w->id;
+    return 0;
+}
+
+struct sk_agent *sk_sched_agent(struct sk_sched *s, const char *sandbox_id, struct sk_error *err)
+{
+    bool exists = false;
+    struct sched_sandbox *e = sandbox_resolve(s, sandbox_id, &exists);
+    if (e == NULL || e->ending) {
+        sk_error_setv(err, ENOENT, "sandbox '%s' is not running", sandbox_id ? sandbox_id : "");
+        return NULL;
+    }
+    e->last_activity_ns = sk_now_ns();
+    schedule_pump(e);
+    return sk_sandbox_agent(e->sb);
+}
+
+/* ---- public: execs --------------------------------------------------------------------- */
+
+int sk_sched_exec(struct sk_sched *s, const char *sandbox_id, const struct sk_exec_req *req, struct sk_exec_rec *out,
+                  struct sk_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    bool exists = false;
+    struct sched_sandbox *e = sandbox_resolve(s, sandbox_id, &exists);
+    if (e == NULL || e->ending) {
+        if (!exists)
+            return sk_error_setv(err, ENOENT, "sandbox '%s' not found", sandbox_id ? sandbox_id : "");
+        return sk_error_setv(err, EALREADY, "sandbox '%s' has ended", sandbox_id);
+    }
+    return exec_start(e, req, false, out, err);
+}
+
+int sk_sched_exec_signal(struct sk_sched *s, const char *exec_id, int signo, struct sk_error *err)
+{
+    if (signo < 1 || signo > 64)
+        return sk_error_setv(err, EINVAL, "signal %d is out of range (1 to 64)", signo);
+    struct sched_exec *x = exec_live(s, exec_id);
+    if (x == NULL)
+        return exec_not_live(s, exec_id, err);
+    if (x->exited)
+        return sk_error_setv(err, EALREADY, "exec '%s' has exited", exec_id);
+    x->e->last_activity_ns = sk_now_ns();
+    int ret = sk_agent_signal(sk_sandbox_agent(x->e->sb), x->proc_id, signo, err);
+    schedule_pump(x->e);
+    if (ret == -ESRCH)
+        return sk_error_setv(err, EALREADY, "exec '%s' has exited", exec_id);
+    return ret;
+}
+
+int sk_sched_exec_resize(struct sk_sched *s, const char *exec_id, uint16_t rows, uint16_t cols, struct sk_error *err)
+{
+    struct sched_exec *x = exec_live(s, exec_id);
+    if (x == NULL)
+        return exec_not_live(s, exec_id, err);
+    if (!x->pty)
+        return sk_error_setv(err, ENOTTY, "exec '%s' has no pty", exec_id);
+    if (x->exited)
+        return sk_error_setv(err, EALREADY, "exec '%s' has exited", exec_id);
+    x->e->last_activity_ns = sk_now_ns();
+    int ret = sk_agent_resize(sk_sandbox_agent(x->e->sb), x->proc_id, rows, cols, err);
+    schedule_pump(x->e);
+    if (ret == -ESRCH)
+        return sk_error_setv(err, EALREADY, "exec '%s' has exited", exec_id);
+    return ret;
+}
+
+int sk_sched_exec_stdin(struct sk_sched *s, const char *exec_id, const void *data, size_t len, bool eof,
+                        struct sk_error *err)
+{
+    struct sched_exec *x = exec_live(s, exec_id);
+    if (x == NULL)
+        return exec_not_live(s, exec_id, err);
+    if (!x->has_stdin)
+        return sk_error_setv(err, EINVAL, "exec '%s' was started without stdin", exec_id);
+    if (x->in.closed || x->in.eof || x->exited)
+        return sk_error_setv(err, EALREADY, "the stdin of exec '%s' is closed", exec_id);
+    size_t extra = x->pty && eof ? 1 : 0;
+    if (len > SK_SCHED_STDIN_BUF_MAX || len + extra > SK_SCHED_STDIN_BUF_MAX - x->in.len)
+        return sk_error_setv(err, EAGAIN, "the stdin buffer of exec '%s' is full (%d bytes); retry later", exec_id,
+                             SK_SCHED_STDIN_BUF_MAX);
+    x->e->last_activity_ns = sk_now_ns();
+    if (len + extra > 0) {
+        x->in.data = xrealloc(x->in.data, x->in.len + len + extra);
+        if (len > 0)
+            memcpy(x->in.data + x->in.len, data, len);
+        if (extra)
+            x->in.data[x->in.len + len] = '\x04'; /* a terminal's end of input */
+        x->in.len += len + extra;
+    }
+    x->in.eof = eof;
+    if (stdin_flush(x) < 0)
+        return sk_error_setv(err, EALREADY, "exec '%s' closed its stdin", exec_id);
+    return 0;
+}
+
+/* exec_locate - an exec's live state (NULL when it does not run here) and
+ * its sandbox's id. */
+static int exec_locate(struct sk_sched *s, const char *exec_id, struct sched_exec **live, char *sandbox_id,
+                       struct sk_error *err)
+{
+    *live = exec_live(s, exec_id);
+    if (*live != NULL) {
+        snprintf(sandbox_id, SK_SANDBOX_ID_LEN + 1, "%s", (*live)->e->id);
+        return 0;
+    }
+    struct sk_exec_rec rec;
+    if (!is_hex_id(exec_id, "ex-") || sk_store_exec_get(s->st, exec_id, &rec, NULL) < 0)
+        return sk_error_setv(err, ENOENT, "exec '%s' not found", exec_id ? exec_id : "");
+    bool ok = is_hex_id(rec.sandbox_id, "sb-");
+    if (ok)
+        snprintf(sandbox_id, SK_SANDBOX_ID_LEN + 1, "%s", rec.sandbox_id);
+    sk_exec_rec_release(&rec);
+    if (!ok)
+        return sk_error_setv(err, ENOENT, "exec '%s' not found", exec_id);
+    return 0;
+}
+
+int sk_sched_exec_output(struct sk_sched *s, const char *exec_id, const char *stream, int *fd, bool *ended,
+                         struct sk_error *err)
+{
+    *fd = -1;
+    if (stream == NULL || (strcmp(stream, "stdout") != 0 && strcmp(stream, "stderr") != 0))
+        return sk_error_setv(err, EINVAL, "stream must be \"stdout\" or \"stderr\"");
+    struct sched_exec *x = NULL;
+    char sandbox_id[SK_SANDBOX_ID_LEN + 1];
+    int ret = exec_locate(s, exec_id, &x, sandbox_id, err);
+    if (ret < 0)
+        return ret;
+    char path[PATH_MAX];
+    exec_output_path(s, sandbox_id, exec_id, stream, path, sizeof(path));
+    int f = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (f < 0)
+        return sk_error_set(err, errno, "open the %s of exec '%s'", stream, exec_id);
+    *fd = f;
+    if (ended != NULL)
+        *ended = x == NULL; /* nothing appends to an exec that does not run here */
+    return 0;
+}
+
+int sk_sched_exec_output_info(struct sk_sched *s, const char *exec_id, struct sk_exec_output_info *info,
+                              struct sk_error *err)
+{
+    memset(info, 0, sizeof(*info));
+    struct sched_exec *x = NULL;
+    char sandbox_id[SK_SANDBOX_ID_LEN + 1];
+    int ret = exec_locate(s, exec_id, &x, sandbox_id, err);
+    if (ret < 0)
+        return ret;
+    if (x != NULL) {
+        info->stdout_bytes = x->out[OUT_STDOUT].stored;
+        info->stderr_bytes = x->out[OUT_STDERR].stored;
+        info->stdout_truncated = x->out[OUT_STDOUT].truncated;
+        info->stderr_truncated = x->out[OUT_STDERR].truncated;
+        return 0;
+    }
+    info->ended = true;
+    int64_t *bytes[2] = {&info->stdout_bytes, &info->stderr_bytes};
+    bool *trunc[2] = {&info->stdout_truncated, &info->stderr_truncated};
+    for (int i = 0; i < 2; i++) {
+        char path[PATH_MAX], suffix[32];
+        struct stat st;
+        exec_output_path(s, sandbox_id, exec_id, stream_names[i], path, sizeof(path));
+        if (lstat(path, &st) < 0)
+            return sk_error_set(err, errno, "stat the %s of exec '%s'", stream_names[i], exec_id);
+        *bytes[i] = st.st_size;
+        snprintf(suffix, sizeof(suffix), "%s.truncated", stream_names[i]);
+        exec_output_path(s, sandbox_id, exec_id, suffix, path, sizeof(path));
+        *trunc[i] = lstat(path, &st) == 0;
+    }
+    return 0;
+}
+
+int sk_sched_exec_watch(struct sk_sched *s, const char *exec_id, int64_t timeout_ms, bool on_output,
+                        sk_sched_exec_cb cb, void *arg, uint64_t *watcher, struct sk_error *err)
+{
+    *watcher = 0;
+    if (cb == NULL)
+        return sk_error_setv(err, EINVAL, "a watcher needs a callback");
+    if (on_output && timeout_ms > 0)
+        return sk_error_setv(err, EINVAL, "an output watcher takes no timeout");
+    if (s->freeing)
+        return sk_error_setv(err, EBUSY, "the server is shutting down");
+    struct sched_exec *x = exec_live(s, exec_id);
+    if (x == NULL) {
+        struct sk_exec_rec rec;
+        if (!is_hex_id(exec_id, "ex-") || sk_store_exec_get(s->st, exec_id, &rec, NULL) < 0)
+            return sk_error_setv(err, ENOENT, "exec '%s' not found", exec_id ? exec_id : "");
+        sk_exec_rec_release(&rec);
+    }
+    struct watcher *w = watcher_add(s, W_EXEC, exec_id, x != NULL ? timeout_ms : 0, arg);
+    w->ex_cb = cb;
+    w->on_output = on_output;
+    if (x == NULL) {
+        w->final_pending = true;
+        w->ended = true;
+        schedule_dispatch(s);
+    }
+    *watcher = w->id;
+    return 0;
+}

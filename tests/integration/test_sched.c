@@ -1,0 +1,1323 @@
+/* The sandbox manager (lib/sched) on a real runtime and store: recorded
+ * lifecycles and end reasons, timeouts, execs with output in files that a
+ * reader can follow and resume, stdin, signals, recovery after a crash and
+ * the retention sweep. Each test runs its own small epoll loop. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "base/util.h"
+#include "runtime/agent.h"
+#include "runtime/cgroup.h"
+#include "runtime/runtime.h"
+#include "sandbox_test.h"
+#include "sched/sandboxes.h"
+#include "store/store.h"
+
+/* Apart from other suites' sandboxes, and each test process under a cgroup
+ * parent of its own, so that counting cgroups is exact even while other
+ * suites (or another run of this one) run. */
+#define SCHED_STATE_DIR TEST_STATE_DIR "-sched"
+#define SCHED_CGROUP_PARENT "skiff-test-sched"
+
+static char cgroup_parent[64];
+
+/* test_cgroup_parent - skiff-test-sched/p<pid> of the test process (a child
+ * forked by a test inherits it). */
+static const char *test_cgroup_parent(void)
+{
+    if (cgroup_parent[0] == '\0')
+        snprintf(cgroup_parent, sizeof(cgroup_parent), SCHED_CGROUP_PARENT "/p%d", (int)getpid());
+    return cgroup_parent;
+}
+
+/* remove_cgroup_parent - rmdir the test's (empty) parent in every
+ * hierarchy: /sys/fs/cgroup/<ctrl>/... on v1, /sys/fs/cgroup/... on v2. */
+static void remove_cgroup_parent(void)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "/sys/fs/cgroup/%s", test_cgroup_parent());
+    rmdir(path);
+    DIR *d = opendir("/sys/fs/cgroup");
+    if (d == NULL)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "/sys/fs/cgroup/%s/%s", de->d_name, test_cgroup_parent());
+        rmdir(path);
+    }
+    closedir(d);
+}
+
+/* ---- a tiny epoll loop implementing sk_loop_ops ------------------------------------ */
+
+#define TL_MAX_FD 4096
+
+struct tl_timer {
+    uint64_t id;
+    int64_t due_ns;
+    void (*cb)(void *);
+    void *arg;
+};
+
+struct tloop {
+    int epfd;
+    struct {
+        void (*cb)(void *);
+        void *arg;
+    } w[TL_MAX_FD];
+    struct tl_timer *timers;
+    size_t n_timers, cap_timers;
+    uint64_t next_id;
+};
+
+static int tl_watch(void *ctx, int fd, void (*cb)(void *), void *arg)
+{
+    struct tloop *l = ctx;
+    if (fd < 0 || fd >= TL_MAX_FD) {
+        errno = EMFILE;
+        return -1;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+        return -1;
+    l->w[fd].cb = cb;
+    l->w[fd].arg = arg;
+    return 0;
+}
+
+static void tl_unwatch(void *ctx, int fd)
+{
+    struct tloop *l = ctx;
+    if (fd < 0 || fd >= TL_MAX_FD)
+        return;
+    epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+    l->w[fd].cb = NULL;
+}
+
+static uint64_t tl_timer(void *ctx, int64_t delay_ms, void (*cb)(void *), void *arg)
+{
+    struct tloop *l = ctx;
+    if (l->n_timers == l->cap_timers) {
+        l->cap_timers = l->cap_timers ? l->cap_timers * 2 : 64;
+        l->timers = xrealloc(l->timers, l->cap_timers * sizeof(*l->timers));
+    }
+    uint64_t id = ++l->next_id;
+    l->timers[l->n_timers++] = (struct tl_timer){id, sk_now_ns() + delay_ms * 1000000, cb, arg};
+    return id;
+}
+
+static void tl_cancel(void *ctx, uint64_t id)
+{
+    struct tloop *l = ctx;
+    for (size_t i = 0; i < l->n_timers; i++) {
+        if (l->timers[i].id == id) {
+            l->timers[i] = l->timers[--l->n_timers];
+            return;
+        }
+    }
+}
+
+static void tl_run_once(struct tloop *l, int max_ms)
+{
+    int64_t now = sk_now_ns();
+    int timeout = max_ms;
+    for (size_t i = 0; i < l->n_timers; i++) {
+        int64_t ms = (l->timers[i].due_ns - now + 999999) / 1000000;
+        if (ms < 0)
+            ms = 0;
+        if (ms < timeout)
+            timeout = (int)ms;
+    }
+    struct epoll_event evs[64];
+    int n = epoll_wait(l->epfd, evs, 64, timeout);
+    for (int i = 0; i < n; i++) {
+        int fd = evs[i].data.fd;
+        /* looked up now: an earlier callback may have unwatched it */
+        if (l->w[fd].cb != NULL)
+            l->w[fd].cb(l->w[fd].arg);
+    }
+    /* timers due now that existed before this pass (0 ms timers armed by
+     * these callbacks run on the next pass) */
+    uint64_t limit = l->next_id;
+    for (;;) {
+        now = sk_now_ns();
+        size_t best = SIZE_MAX;
+        for (size_t i = 0; i < l->n_timers; i++)
+            if (l->timers[i].due_ns <= now && l->timers[i].id <= limit &&
+                (best == SIZE_MAX || l->timers[i].due_ns < l->timers[best].due_ns))
+                best = i;
+        if (best == SIZE_MAX)
+            break;
+        struct tl_timer t = l->timers[best];
+        l->timers[best] = l->timers[--l->n_timers];
+        t.cb(t.arg);
+    }
+}
+
+/* tl_run_until - run the loop until *flag or timeout_ms; returns *flag. */
+static bool tl_run_until(struct tloop *l, const bool *flag, int timeout_ms)
+{
+    int64_t deadline = sk_now_ns() + (int64_t)timeout_ms * 1000000;
+    while (!*flag) {
+        int64_t left = (deadline - sk_now_ns()) / 1000000;
+        if (left <= 0)
+            return *flag;
+        tl_run_once(l, left < 50 ? (int)left : 50);
+    }
+    return true;
+}
+
+static void tl_run_for(struct tloop *l, int ms)
+{
+    bool never = false;
+    tl_run_until(l, &never, ms);
+}
+
+/* ---- fixture ------------------------------------------------------------------------ */
+
+struct fx {
+    struct tloop loop;
+    struct sk_loop_ops ops;
+    struct sk_runtime *rt;
+    struct sk_store *st;
+    struct sk_sched *s;
+    char dir[64];
+};
+
+static struct fx FX; /* one per test process (each test is forked) */
+
+static struct sk_runtime *new_runtime(void)
+{
+    char init[PATH_MAX];
+    snprintf(init, sizeof(init), "%s/skiff-init", sk_test_bin_dir());
+    struct sk_runtime_config cfg = {
+        .state_dir = SCHED_STATE_DIR, .init_path = init, .cgroup_parent = test_cgroup_parent()};
+    struct sk_runtime *rt = NULL;
+    struct sk_error err = {0};
+    ASSERT_OK(sk_runtime_new(&cfg, &rt, &err));
+    return rt;
+}
+
+/* fx_start - runtime, store and manager on data dir `dir` (NULL: a new
+ * temporary one); cfg may be NULL. */
+static struct fx *fx_start(const char *dir, const struct sk_sched_config *cfg)
+{
+    struct fx *f = &FX;
+    struct sk_error err = {0};
+    memset(f, 0, sizeof(*f));
+    f->loop.epfd = epoll_create1(EPOLL_CLOEXEC);
+    ASSERT_TRUE(f->loop.epfd >= 0);
+    f->ops = (struct sk_loop_ops){&f->loop, tl_watch, tl_unwatch, tl_timer, tl_cancel};
+    if (dir != NULL) {
+        snprintf(f->dir, sizeof(f->dir), "%s", dir);
+    } else {
+        snprintf(f->dir, sizeof(f->dir), "/var/tmp/skiff-sched-XXXXXX");
+        ASSERT_TRUE(mkdtemp(f->dir) != NULL);
+    }
+    f->rt = new_runtime();
+    char db[PATH_MAX];
+    snprintf(db, sizeof(db), "%s/skiff.db", f->dir);
+    ASSERT_OK(sk_store_open(db, &f->st, &err));
+    struct sk_sched_config c = cfg ? *cfg : (struct sk_sched_config){0};
+    c.data_dir = f->dir;
+    ASSERT_OK(sk_sched_new(f->rt, f->st, &f->ops, &c, &f->s, &err));
+    return f;
+}
+
+static int sandbox_cgroups(struct fx *f)
+{
+    struct sk_error err = {0};
+    int n = sk_cgroup_count_children(sk_runtime_cgroups(f->rt), "sb-", &err);
+    ASSERT_GE_INT(n, 0);
+    return n;
+}
+
+/* fx_stop - free everything; no sandbox cgroup may be left. */
+static void fx_stop(struct fx *f)
+{
+    struct sk_error err = {0};
+    sk_sched_free(f->s);
+    f->s = NULL;
+    ASSERT_EQ_INT(sandbox_cgroups(f), 0);
+    sk_store_close(f->st);
+    sk_runtime_free(f->rt);
+    remove_cgroup_parent();
+    close(f->loop.epfd);
+    free(f->loop.timers);
+    ASSERT_OK(sk_remove_tree(f->dir, &err));
+}
+
+static char *create(struct fx *f, const struct sk_sandbox_req *req)
+{
+    struct sk_error err = {0};
+    struct sk_sandbox_rec rec;
+    ASSERT_OK(sk_sched_create(f->s, req, &rec, &err));
+    ASSERT_EQ_STR(rec.state, "running");
+    char *id = xstrdup(rec.id);
+    sk_sandbox_rec_release(&rec);
+    return id;
+}
+
+/* ---- waiting ---------------------------------------------------------------------- */
+
+struct sb_end {
+    bool done;
+    int calls;
+    char state[32], reason[32], detail[256];
+    bool has_reason;
+    int exit_code;
+    int64_t at_ns;
+};
+
+static void on_sb_end(void *arg, const struct sk_sandbox_rec *rec)
+{
+    struct sb_end *w = arg;
+    w->calls++;
+    w->done = true;
+    w->at_ns = sk_now_ns();
+    snprintf(w->state, sizeof(w->state), "%s", rec->state);
+    w->has_reason = rec->reason != NULL;
+    snprintf(w->reason, sizeof(w->reason), "%s", rec->reason ? rec->reason : "");
+    snprintf(w->detail, sizeof(w->detail), "%s", rec->reason_detail ? rec->reason_detail : "");
+    w->exit_code = rec->exit_code;
+}
+
+static void wait_sandbox(struct fx *f, const char *id, struct sb_end *w, int timeout_ms)
+{
+    struct sk_error err = {0};
+    uint64_t waiter = 0;
+    memset(w, 0, sizeof(*w));
+    ASSERT_OK(sk_sched_wait(f->s, id, timeout_ms, on_sb_end, w, &waiter, &err));
+    ASSERT_GT_INT(waiter, 0);
+    if (!tl_run_until(&f->loop, &w->done, timeout_ms + 5000))
+        FAIL("the waiter of sandbox '%s' was never called", id);
+}
+
+struct ex_end {
+    bool done;
+    bool ended;
+    int calls;
+    int exit_code, signal;
+    bool timed_out;
+    char state[32];
+    int64_t at_ns;
+};
+
+static void on_ex_end(void *arg, const struct sk_exec_rec *rec, bool ended)
+{
+    struct ex_end *w = arg;
+    w->calls++;
+    w->done = true;
+    w->ended = ended;
+    w->at_ns = sk_now_ns();
+    w->exit_code = rec->exit_code;
+    w->signal = rec->signal;
+    w->timed_out = rec->timed_out;
+    snprintf(w->state, sizeof(w->state), "%s", rec->state);
+}
+
+static void watch_exec(struct fx *f, const char *id, struct ex_end *w, int64_t timeout_ms)
+{
+    struct sk_error err = {0};
+    uint64_t watcher = 0;
+    memset(w, 0, sizeof(*w));
+    ASSERT_OK(sk_sched_exec_watch(f->s, id, timeout_ms, false, on_ex_end, w, &watcher, &err));
+}
+
+/* exec_start - start argv in sandbox sb; returns the exec id (heap). */
+static char *exec_start(struct fx *f, const char *sb, const char *const *argv, bool want_stdin)
+{
+    struct sk_error err = {0};
+    struct sk_exec_req req = {.argv = argv, .stdin_pipe = want_stdin};
+    struct sk_exec_rec rec;
+    ASSERT_OK(sk_sched_exec(f->s, sb, &req, &rec, &err));
+    ASSERT_EQ_STR(rec.state, "running");
+    ASSERT_EQ_INT(rec.exit_code, -1);
+    char *id = xstrdup(rec.id);
+    sk_exec_rec_release(&rec);
+    return id;
+}
+
+/* exec_wait - wait for an exec to end; fails after timeout_ms. */
+static void exec_wait(struct fx *f, const char *id, struct ex_end *w, int timeout_ms)
+{
+    watch_exec(f, id, w, 0);
+    if (!tl_run_until(&f->loop, &w->done, timeout_ms))
+        FAIL("exec '%s' did not end within %d ms", id, timeout_ms);
+    ASSERT_TRUE(w->ended);
+    ASSERT_EQ_STR(w->state, "exited");
+}
+
+/* read_output - the whole stream of an exec (heap, NUL-terminated). */
+static char *read_output(struct fx *f, const char *exec_id, const char *stream, size_t *len_out)
+{
+    struct sk_error err = {0};
+    int fd = -1;
+    bool ended = false;
+    ASSERT_OK(sk_sched_exec_output(f->s, exec_id, stream, &fd, &ended, &err));
+    size_t cap = 1 << 16, len = 0;
+    char *buf = xmalloc(cap + 1);
+    for (;;) {
+        if (len == cap) {
+            cap *= 2;
+            buf = xrealloc(buf, cap + 1);
+        }
+        ssize_t r = read(fd, buf + len, cap - len);
+        ASSERT_GE_INT(r, 0);
+        if (r == 0)
+            break;
+        len += (size_t)r;
+    }
+    buf[len] = '\0';
+    close(fd);
+    if (len_out != NULL)
+        *len_out = len;
+    return buf;
+}
+
+static double elapsed_s(int64_t since_ns)
+{
+    return (double)(sk_now_ns() - since_ns) / 1e9;
+}
+
+/* ---- sandboxes -------------------------------------------------------------------- */
+
+/* A created sandbox is recorded as running before it is reported, can be
+ * found by id and by name, and the manager's shutdown ends it with a
+ * recorded reason. */
+TEST(create_is_recorded_running_and_found_by_id_and_name)
+{
+    struct fx *f = fx_start(NULL, NULL);
+    struct sk_error err = {0};
+    struct sk_sandbox_req req = {.name = "web-1", .tags_json = "{\"team\": \"ml\", \"env\": \"dev\"}"};
+    struct sk_sandbox_rec rec;
+    ASSERT_OK(sk_sched_create(f->s, &req, &rec, &err));
+    ASSERT_EQ_STR(rec.state, "running");
+    ASSERT_TRUE(strncmp(rec.id, "sb-", 3) == 0);
+    ASSERT_GT_INT(rec.started_at, 0);
+    ASSERT_GE_INT(rec.started_at, rec.created_at);
+    ASSERT_GT_INT(rec.host_pid, 0);
+    ASSERT_TRUE(rec.reason == NULL);
+    char *id = xstrdup(rec.id);
+    sk_sandbox_rec_release(&rec);
+
+    ASSERT_OK(sk_sched_get(f->s, id, &rec, &err));
+    ASSERT_EQ_STR(rec.state, "running");
+    ASSERT_EQ_STR(rec.name, "web-1");
+    ASSERT_EQ_STR(rec.tags_json, "{\"env\":\"dev\",\"team\":\"ml\"}");
+    ASSERT_EQ_INT(kill((pid_t)rec.host_pid, 0), 0);
+    sk_sandbox_rec_release(&rec);
+    ASSERT_OK(sk_sched_get(f->s, "web-1", &rec, &err));
+    ASSERT_EQ_STR(rec.id, id);
+    sk_sandbox_rec_release(&rec);
+    ASSERT_EQ_INT(sandbox_cgroups(f), 1);
+    struct sk_cgroup_usage u;
+    ASSERT_OK(sk_sched_usage(f->s, "web-1", &u, &err));
+    ASSERT_GT_INT(u.memory_current, 0);
+    ASSERT_TRUE(sk_sched_get(f->s, "nope", &rec, &err) < 0);
+    ASSERT_EQ_INT(err.code, ENOENT);
+
+    /* shutdown: ended, recorded, and a waiter hears about it */
+    struct sb_end w = {0};
+    uint64_t waiter;
+    ASSERT_OK(sk_sched_wait(f->s, id, 0, on_sb_end, &w, &waiter, &err));
+    sk_sched_free(f->s);
+    f->s = NULL;
+    ASSERT_TRUE(w.done);
+    ASSERT_EQ_STR(w.reason, "terminated");
+    ASSERT_EQ_STR(w.detail, "server shutdown");
+    ASSERT_OK(sk_store_sandbox_get(f->st, id, &rec, &err));
+    ASSERT_EQ_STR(rec.state, "terminated");
+    ASSERT_EQ_STR(rec.reason, "terminated");
+    ASSERT_EQ_STR(rec.reason_detail, "server shutdown");
+    ASSERT_GE_INT(rec.ended_at, rec.started_at);
+    sk_sandbox_rec_release(&rec);
+    ASSERT_EQ_INT(sandbox_cgroups(f), 0);
+    free(id);
+    fx_stop(f);
+}
+
+/* The entrypoint's exit ends the sandbox with reason "exited" and its code;
+ * its output is kept like any exec's. */
+TEST(entrypoint_exit_ends_sandbox_with_its_code)
+{
+    struct fx *f = fx_start(NULL, NULL);
+    struct sk_error err = {0};
+    const char *const ep[] = {"/bin/sh", "-c", "echo from-entrypoint; exit 3", NULL};
+    struct sk_sandbox_req req = {.entrypoint = ep};
+    char *id = create(f, &req);
+    struct sb_end w;
+    wait_sandbox(f, id, &w, 10000);
+    ASSERT_EQ_STR(w.state, "terminated");
+    ASSERT_EQ_STR(w.reason, "exited");
+    ASSERT_EQ_INT(w.exit_code, 3);
+    ASSERT_EQ_INT(w.calls, 1);
+    char ex[SK_EXEC_ID_LEN + 1];
+    ASSERT_OK(sk_sched_entrypoint_exec(f->s, id, ex, &err));
+    char *out = read_output(f, ex, "stdout", NULL);
+    ASSERT_EQ_STR(out, "from-entrypoint\n");
+    free(out);
+    struct sk_exec_rec xr;
+    ASSERT_OK(sk_store_exec_get(f->st, ex, &xr, &err));
+    ASSERT_EQ_STR(xr.state, "exited");
+    ASSERT_EQ_INT(xr.exit_code, 3);
+    sk_exec_rec_release(&xr);
+    ASSERT_EQ_INT(sandbox_cgroups(f), 0);
+    /* waiting on an ended sandbox answers at once, from the loop */
+    wait_sandbox(f, id, &w, 1000);
+    ASSERT_EQ_STR(w.reason, "exited");
+    /* exec into it: it has ended */
+    const char *const argv[] = {"/bin/true", NULL};
+    struct sk_exec_req xreq = {.argv = argv};
+    ASSERT_TRUE(sk_sched_exec(f->s, id, &xreq, &xr, &err) < 0);
+    ASSERT_EQ_INT(err.code, EALREADY);
+    /* a command that does not exist: the sandbox ends with reason error */
+    const char *const bad[] = {"/no/such/command", NULL};
+    struct sk_sandbox_req req2 = {.entrypoint = bad};
+    struct sk_sandbox_rec rec;
+    ASSERT_TRUE(sk_sched_create(f->s, &req2, &rec, &err) < 0);
+    ASSERT_EQ_INT(err.code, ENOENT);
+    ASSERT_EQ_INT(sandbox_cgroups(f), 0);
+    free(id);
+    fx_stop(f);
+}
+
+TEST(timeout_ends_sandbox_after_about_a_second)
+{
+    struct fx *f = fx_start(NULL, NULL);
+    struct sk_sandbox_req req = {.timeout_ms = 1000};
+    int64_t t0 = sk_now_ns();
+    char *id = create(f, &req);
+    struct sb_end w;
+    wait_sandbox(f, id, &w, 10000);
+    ASSERT_EQ_STR(w.reason, "timeout");
+    double s = (double)(w.at_ns - t0) / 1e9;
+    if (s < 0.95 || s > 2.5)
+        FAIL("timeout after %.3f s, expected about 1 s", s);
+    ASSERT_EQ_INT(sandbox_cgroups(f), 0);
+    free(id);
+    fx_stop(f);
+}
+
+/* Idle: no exec and no activity for idle_timeout_ms. A running exec keeps
+ * a sandbox busy; the idle time counts from its end. */
+TEST(idle_timeout_ends_idle_sandbox_but_not_a_busy_one)
+{
+    struct fx *f = fx_start(NULL, NULL);
+    struct sk_error err = {0};
+    struct sk_sandbox_req req = {.idle_timeout_ms = 1000};
+    int64_t t0 = sk_now_ns();
+    char *idle = create(f, &req);
+    char *busy = create(f, &req);
+    const char *const argv[] = {"/bin/sleep", "2", NULL};
+    char *ex = exec_start(f, busy, argv, false);
+    struct sb_end w1 = {0}, w2 = {0};
+    uint64_t id1, id2;
+    ASSERT_OK(sk_sched_wait(f->s, idle, 0, on_sb_end, &w1, &id1, &err));
+    ASSERT_OK(sk_sched_wait(f->s, busy, 0, on_sb_end, &w2, &id2, &err));
+    ASSERT_TRUE(tl_run_until(&f->loop, &w1.done, 5000));
+    ASSERT_EQ_STR(w1.reason, "idle");
+    double s = (double)(w1.at_ns - t0) / 1e9;
+    if (s < 0.95 || s > 2.0)
+        FAIL("idle end after %.3f s, expected about 1 s", s);
+    tl_run_for(&f->loop, 1700 - (int)(elapsed_s(t0) * 1000));
+    ASSERT_FALSE(w2.done); /* 1.7 s without API activity, but its exec runs */
+    struct sk_sandbox_rec rec;
+    ASSERT_OK(sk_sched_get(f->s, busy, &rec, &err));
+    ASSERT_EQ_STR(rec.state, "running");
+    sk_sandbox_rec_release(&rec);
+    ASSERT_TRUE(tl_run_until(&f->loop, &w2.done, 5000));
+    ASSERT_EQ_STR(w2.reason, "idle");
+    s = (double)(w2.at_ns - t0) / 1e9;
+    if (s < 2.9 || s > 4.5)
+        FAIL("busy sandbox went idle after %.3f s, expected about 3 s (2 s exec + 1 s)", s);
+    struct sk_exec_rec xr;
+    ASSERT_OK(sk_store_exec_get(f->st, ex, &xr, &err));
+    ASSERT_EQ_INT(xr.exit_code, 0);
+    sk_exec_rec_release(&xr);
+    free(idle);
+    free(busy);
+    free(ex);
+    fx_stop(f);
+}
+
+/* sk_sched_touch (API activity) postpones the idle end. */
+TEST(touch_postpones_idle)
+{
+    struct fx *f = fx_start(NULL, NULL);
+    struct sk_sandbox_req req = {.idle_timeout_ms = 600};
+    int64_t t0 = sk_now_ns();
+    char *id = create(f, &req);
+    struct sb_end w = {0};
+    uint64_t wid;
+    struct sk_error err = {0};
+    ASSERT_OK(sk_sched_wait(f->s, id, 0, on_sb_end, &w, &wid, &err));
+    for (int i = 0; i < 4; i++) {
+        tl_run_for(&f->loop, 300);
+        sk_sched_touch(f->s, id);
+    }
+    ASSERT_FALSE(w.done);
+    ASSERT_TRUE(tl_run_until(&f->loop, &w.done, 3000));
+    ASSERT_EQ_STR(w.reason, "idle");
+    ASSERT_GT_INT((w.at_ns - t0) / 1000000, 1700);
+    free(id);
+    fx_stop(f);
+}
+
+TEST(terminate_records_the_token_and_is_idempotent)
+{
+    struct fx *f = fx_start(NULL, NULL);
+    struct sk_error err = {0};
+    struct sk_sandbox_req req = {.name = "victim"};
+    char *id = create(f, &req);
+    struct sb_end w = {0};
+    uint64_t wid;
+    ASSERT_OK(sk_sched_wait(f->s, id, 0, on_sb_end, &w, &wid, &err));
+    ASSERT_OK(sk_sched_terminate(f->s, "victim", "tok-0123456789ab", &err));
+    /* recorded at once, before any waiter is told */
+    struct sk_sandbox_rec rec;
+    ASSERT_OK(sk_sched_get(f->s, id, &rec, &err));
+    ASSERT_EQ_STR(rec.state, "terminated");
+    ASSERT_EQ_STR(rec.reason, "terminated");
+    ASSERT_EQ_STR(rec.reason_detail, "tok-0123456789ab");
+    sk_sandbox_rec_release(&rec);
+    ASSERT_FALSE(w.done);
+    ASSERT_EQ_INT(sandbox_cgroups(f), 0);
+    ASSERT_TRUE(tl_run_until(&f->loop, &w.done, 2000));
+    ASSERT_EQ_STR(w.reason, "terminated");
+    ASSERT_EQ_STR(w.detail, "tok-0123456789ab");
+    ASSERT_OK(sk_sched_terminate(f->s, id, "tok-other", &err));
+    ASSERT_OK(sk_sched_get(f->s, id, &rec, &err));
+    ASSERT_EQ_STR(rec.reason_detail, "tok-0123456789ab"); /* the first reason wins */
+    sk_sandbox_rec_release(&rec);
+    ASSERT_TRUE(sk_sched_terminate(f->s, "sb-0000000000000000", "x", &err) < 0);
+    ASSERT_EQ_INT(err.code, ENOENT);
+    struct sk_cgroup_usage u;
+    ASSERT_TRUE(sk_sched_usage(f->s, id, &u, &err) < 0);
+    ASSERT_EQ_INT(err.code, ENOENT);
+    tl_run_for(&f->loop, 100);
+    ASSERT_EQ_INT(w.calls, 1);
+    free(id);
+    fx_stop(f);
+}
+
+/* A waiter with a timeout hears first that the sandbox still runs
+ * (reason NULL); a cancelled waiter is never called. */
+TEST(wait_timeout_and_cancel)
+{
+    struct fx *f = fx_start(NULL, NULL);
+    struct sk_error err = {0};
+    struct sk_sandbox_req req = {0};
+    char *id = create(f, &req);
+    struct sb_end w = {0}, c = {0};
+    uint64_t wid, cid;
+    int64_t t0 = sk_now_ns();
+    ASSERT_OK(sk_sched_wait(f->s, id, 300, on_sb_end, &w, &wid, &err));
+    ASSERT_OK(sk_sched_wait(f->s, id, 0, on_sb_end, &c, &cid, &err));
+    sk_sched_wait_cancel(f->s, cid);
+    ASSERT_TRUE(tl_run_until(&f->loop, &w.done, 3000));
+    ASSERT_FALSE(w.has_reason);
+    ASSERT_EQ_STR(w.state, "running");
+    ASSERT_GE_INT((w.at_ns - t0) / 1000000, 290);
+    ASSERT_OK(sk_sched_terminate(f->s, id, "t", &err));
+    tl_run_for(&f->loop, 100);
+    ASSERT_FALSE(c.done);
+    ASSERT_EQ_INT(w.calls, 1);
+    ASSERT_TRUE(sk_sched_wait(f->s, "sb-ffffffffffffffff", 0, on_sb_end, &w, &wid, &err) < 0);
+    ASSERT_EQ_INT(err.code, ENOENT);
+    free(id);
+    fx_stop(f);
+}
+
+/* An entrypoint that needs more memory than the sandbox may use is killed by
+ * the OOM killer: the sandbox ends with reason "oom". */
+TEST(memory_limit_ends_sandbox_with_reason_oom)
+{
+    struct fx *f = fx_start(NULL, NULL);
+    /* The shell keeps the whole command substitution in memory: 300 MB. */
+    const char *const ep[] = {"/bin/sh", "-c", "a=$(head -c 300000000 /dev/zero | tr '\\0' x); echo survived", NULL};
+    struct sk_sandbox_req req = {.entrypoint = ep, .limits = {.memory_bytes = 64LL << 20}};
+    char *id = create(f, &req);
+    struct sb_end w;
+    wait_sandbox(f, id, &w, 30000);
+    ASSERT_EQ_STR(w.reason, "oom");
+    struct sk_error err = {0};
+    char ex[SK_EXEC_ID_LEN + 1];
+    ASSERT_OK(sk_sched_entrypoint_exec(f->s, id, ex, &err));
+    char *out = read_output(f, ex, "stdout", NULL);
+    ASSERT_NOT_CONTAINS(out, "survived");
+    free(out);
+    free(id);
+    fx_stop(f);
+}
+
+/* When the sandbox's pid 1 dies (here: killed from the host), the sandbox
+ * ends with reason "error" and says why. */
+TEST(init_death_ends_sandbox_with_reason_error)
+{
+    struct fx *f = fx_start(NULL, NULL);
+    struct sk_error err = {0};
+    struct sk_sandbox_req req = {0};
+    struct sk_sandbox_rec rec;
+    ASSERT_OK(sk_sched_create(f->s, &req, &rec, &err));
+    const char *const argv[] = {"/bin/sleep", "30", NULL};
+    char *ex = exec_start(f, rec.id, argv, false);
+    ASSERT_EQ_INT(kill((pid_t)rec.host_pid, SIGKILL), 0);
+    struct sb_end w;
+    wait_sandbox(f, rec.id, &w, 5000);
+    ASSERT_EQ_STR(w.reason, "error");
+    ASSERT_EQ_STR(w.detail, "sandbox init process died");
+    struct sk_exec_rec xr;
+    ASSERT_OK(sk_store_exec_get(f->st, ex, &xr, &err));
+    ASSERT_EQ_STR(xr.state, "exited");
+    ASSERT_EQ_INT(xr.signal, SIGKILL);
+    sk_exec_rec_release(&xr);
+    ASSERT_EQ_INT(sandbox_cgroups(f), 0);
+    sk_sandbox_rec_release(&rec);
+    free(ex);
+    fx_stop(f);
+}
+
+/* ---- execs ---------------------------------------------------------------------------- */
+
+/* File operations through sk_sched_agent are synchronous requests; an exit
+ * event that arrives meanwhile is queued inside the agent (its socket is
+ * then no longer readable) and must still end the exec. */
+TEST(exit_queued_during_agent_use_is_not_lost)
+{
+    struct fx *f = fx_start(NULL, NULL);
+    struct sk_error err = {0};
+    struct sk_sandbox_req req = {0};
+    char *sb = create(f, &req);
+    const char *const argv[] = {"/bin/sleep", "0.2", NULL};
+    char *ex = exec_start(f, sb, argv, false);
+    tl_run_for(&f->loop, 30); /* nothing of exec_start's is pending any more */
+    struct sk_agent *a = sk_sched_agent(f->s, sb, &err);
+    ASSERT_TRUE(a != NULL);
+    int64_t t0 = sk_now_ns();
+    while (elapsed_s(t0) < 0.5) {
+        struct sk_file_stat st;
+        ASSERT_OK(sk_agent_stat(a, "/", true, &st, &err));
+    }
+    struct ex_end w;
+    exec_wait(f, ex, &w, 2000);
+    ASSERT_EQ_INT(w.exit_code, 0);
+    ASSERT_TRUE(sk_sched_agent(f->s, "sb-0000000000000000", &err) == NULL);
+    ASSERT_EQ_INT(err.code, ENOENT);
+    free(ex);
+    free(sb);
+    fx_stop(f);
+}
+
+TEST(exec_output_goes_to_files_and_exit_code_is_recorded)
+{
+    struct fx *f = fx_start(NULL, NULL);
+    struct sk_error err = {0};
+    struct sk_sandbox_req req = {0};
+    char *sb = create(f, &req);
+    const char *const argv[] = {"/bin/sh", "-c", "echo hello; echo oops >&2; printf 'no newline'; exit 5", NULL};
+    char *ex = exec_start(f, sb, argv, false);
+    ASSERT_TRUE(strncmp(ex, "ex-", 3) == 0 && strlen(ex) == SK_EXEC_ID_LEN);
+    struct ex_end w;
+    exec_wait(f, ex, &w, 10000);
+    ASSERT_EQ_INT(w.exit_code, 5);
+    ASSERT_EQ_INT(w.signal, 0);
+    ASSERT_FALSE(w.timed_out);
+    char *out = read_output(f, ex, "stdout", NULL);
+    char *errout = read_output(f, ex, "stderr", NULL);
+    ASSERT_EQ_STR(out, "hello\nno newline");
+    ASSERT_EQ_STR(errout, "oops\n");
+    free(out);
+    free(errout);
+    struct sk_exec_rec xr;
+    ASSERT_OK(sk_store_exec_get(f->st, ex, &xr, &err));
+    ASSERT_EQ_STR(xr.state, "exited");
+    ASSERT_EQ_STR(xr.sandbox_id, sb);
+    ASSERT_EQ_STR(xr.argv_json, "[\"/bin/sh\",\"-c\",\"echo hello; echo oops >&2; printf 'no newline'; exit 5\"]");
+    ASSERT_GE_INT(xr.ended_at, xr.created_at);
+    sk_exec_rec_release(&xr);
+    /* files: 0600 in a 0700 directory */
+    char path[PATH_MAX];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/sandboxes/%s/execs/%s.stdout", f->dir, sb, ex);
+    ASSERT_EQ_INT(stat(path, &st), 0);
+    ASSERT_EQ_INT(st.st_mode & 07777, 0600);
+    snprintf(path, sizeof(path), "%s/sandboxes/%s/execs", f->dir, sb);
+    ASSERT_EQ_INT(stat(path, &st), 0);
+    ASSERT_EQ_INT(st.st_mode & 07777, 0700);
+    struct sk_exec_output_info info;
+    ASSERT_OK(sk_sched_exec_output_info(f->s, ex, &info, &err));
+    ASSERT_TRUE(info.ended);
+    ASSERT_EQ_INT(info.stdout_bytes, 16);
+    ASSERT_EQ_INT(info.stderr_bytes, 5);
+    ASSERT_FALSE(info.stdout_truncated);
+    /* bad ids and streams */
+    int fd;
+    ASSERT_TRUE(sk_sched_exec_output(f->s, "ex-../../etc/passwd", "stdout", &fd, NULL, &err) < 0);
+    ASSERT_EQ_INT(err.code, ENOENT);
+    ASSERT_TRUE(sk_sched_exec_output(f->s, ex, "stdin", &fd, NULL, &err) < 0);
+    ASSERT_EQ_INT(err.code, EINVAL);
+    /* a command that is not there: an error, and no record */
+    const char *const missing[] = {"/no/such/binary", NULL};
+    struct sk_exec_req xreq = {.argv = missing};
+    ASSERT_TRUE(sk_sched_exec(f->s, sb, &xreq, &xr, &err) < 0);
+    ASSERT_EQ_INT(err.code, ENOENT);
+    struct sk_exec_rec *list = NULL;
+    size_t n = 0;
+    ASSERT_OK(sk_store_exec_list(f->st, sb, &list, &n, &err));
+    ASSERT_EQ_INT(n, 1);
+    sk_exec_recs_free(list, n);
+    free(sb);
+    free(ex);
+    fx_stop(f);
+}
+
+/* 20 MB of output arrive on disk complete and in order, byte for byte. */
+TEST(large_output_is_complete_on_disk)
+{
+    struct fx *f = fx_start(NULL, NULL);
+    struct sk_error err = {0};
+    struct sk_sandbox_req req = {0};
+    char *sb = create(f, &req);
+    const int count = 2700000; /* 20.5 MB */
+    const char *const argv[] = {"/usr/bin/seq", "1", "2700000", NULL};
+    char *ex = exec_start(f, sb, argv, false);
+    struct ex_end w;
+    exec_wait(f, ex, &w, 20000);
+    ASSERT_EQ_INT(w.exit_code, 0);
+    size_t len = 0;
+    char *out = read_output(f, ex, "stdout", &len);
+    size_t cap = 24 << 20, n = 0;
+    char *want = xmalloc(cap);
+    for (int i = 1; i <= count; i++)
+        n += (size_t)snprintf(want + n, cap - n, "%d\n", i);
+    ASSERT_GT_INT(n, 20000000);
+    ASSERT_EQ_INT(len, n);
+    ASSERT_TRUE(memcmp(out, want, n) == 0);
+    struct sk_exec_output_info info;
+    ASSERT_OK(sk_sched_exec_output_info(f->s, ex, &info, &err));
+    ASSERT_EQ_INT(info.stdout_bytes, n);
+    ASSERT_FALSE(info.stdout_truncated);
+    free(out);
+    free(want);
+    free(sb);
+    free(ex);
+    fx_stop(f);
+}
+
+/* A reader follows the output while it is written (watch with on_output,
+ * pread from its own offset) and gets exactly the file; a reader that
+ * comes back at an offset gets exactly the rest. */
+struct follower {
+    struct sk_sched *s;
+    int fd;
+    char buf[4096];
+    size_t len;
+    int outputs;
+    bool done;
+};
+
+static void follow_read(struct follower *fo)
+{
+    for (;;) {
+        ssize_t r = pread(fo->fd, fo->buf + fo->len, sizeof(fo->buf) - 1 - fo->len, (off_t)fo->len);
+        if (r <= 0)
+            break;
+        fo->len += (size_t)r;
+    }
+    fo->buf[fo->len] = '\0';
+}
+
+static void on_follow(void *arg, const struct sk_exec_rec *rec, bool ended)
+{
+    struct follower *fo = arg;
+    (void)rec;
+    follow_read(fo);
+    if (ended)
+        fo->done = true;
+    else
+        fo->outputs++;
+}
+
+TEST(output_can_be_followed_and_resumed_from_an_offset)
+{
+    struct fx *f = fx_start(NULL, NULL);
+    struct sk_error err = {0};
+    struct sk_sandbox_req req = {0};
+    char *sb = create(f, &req);
+    const char *const argv[] = {"/bin/sh", "-c", "for i in 1 2 3 4 5; do echo line$i; sleep 0.1; done", NULL};
+    char *ex = exec_start(f, sb, argv, false);
+    struct follower fo = {.s = f->s, .fd = -1};
+    bool ended = true;
+    ASSERT_OK(sk_sched_exec_output(f->s, ex, "stdout", &fo.fd, &ended, &err));
+    ASSERT_FALSE(ended);
+    follow_read(&fo);
+    uint64_t wid;
+    ASSERT_TRUE(sk_sched_exec_watch(f->s, ex, 1000, true, on_follow, &fo, &wid, &err) < 0);
+    ASSERT_EQ_INT(err.code, EINVAL);
+    ASSERT_OK(sk_sched_exec_watch(f->s, ex, 0, true, on_follow, &fo, &wid, &err));
+    ASSERT_TRUE(tl_run_until(&f->loop, &fo.done, 10000));
+    ASSERT_EQ_STR(fo.buf, "line1\nline2\nline3\nline4\nline5\n");
+    ASSERT_GE_INT(fo.outputs, 3); /* it was told as lines arrived */
+    close(fo.fd);
+    int fd;
+    ASSERT_OK(sk_sched_exec_output(f->s, ex, "stdout", &fd, &ended, &err));
+    ASSERT_TRUE(ended);
+    char rest[64] = {0};
+    ASSERT_EQ_INT(pread(fd, rest, sizeof(rest) - 1, 9), 21);
+    ASSERT_EQ_STR(rest, "e2\nline3\nline4\nline5\n");
+    close(fd);
+    free(sb);
+    free(ex);
+    fx_stop(f);
+}
+
+TEST(exec_stdin_is_written_and_closed)
+{
+    struct fx *f = fx_start(NULL, NULL);
+    struct sk_error err = {0};
+    struct sk_sandbox_req req = {0};
+    char *sb = create(f, &req);
+    const char *const cat[] = {"/bin/cat", NULL};
+    char *ex = exec_start(f, sb, cat, true);
+    ASSERT_OK(sk_sched_exec_stdin(f->s, ex, "hello ", 6, false, &err));
+    ASSERT_OK(sk_sched_exec_stdin(f->s, ex, "stdin\n", 6, true, &err));
+    ASSERT_TRUE(sk_sched_exec_stdin(f->s, ex, "late", 4, false, &err) < 0);
+    ASSERT_EQ_INT(err.code, EALREADY);
+    struct ex_end w;
+    exec_wait(f, ex, &w, 10000);
+    ASSERT_EQ_INT(w.exit_code, 0);
+    char *out = read_output(f, ex, "stdout", NULL);
+    ASSERT_EQ_STR(out, "hello stdin\n");
+    free(out);
+    free(ex);
+
+    /* more than a pipe holds, while the process reads slowly: queued, not
+     * blocking the loop, and delivered whole */
+    const char *const slow[] = {"/bin/sh", "-c", "sleep 0.3; exec cat", NULL};
+    ex = exec_start(f, sb, slow, true);
+    size_t big = 600000;
+    char *data = xmalloc(big);
+    for (size_t i = 0; i < big; i++)
+        data[i] = (char)('a' + i % 26);
+    int64_t t0 = sk_now_ns();
+    ASSERT_OK(sk_sched_exec_stdin(f->s, ex, data, big, true, &err));
+    ASSERT_LT_INT((sk_now_ns() - t0) / 1000000, 200);
+    exec_wait(f, ex, &w, 10000);
+    size_t len = 0;
+    out = read_output(f, ex, "stdout", &len);
+    ASSERT_EQ_INT(len, big);
+    ASSERT_TRUE(memcmp(out, data, big) == 0);
+    free(out);
+    free(data);
+    free(ex);
+
+    /* an exec started without stdin refuses writes */
+    const char *const t[] = {"/bin/sleep", "5", NULL};
+    ex = exec_start(f, sb, t, false);
+    ASSERT_TRUE(sk_sched_exec_stdin(f->s, ex, "x", 1, false, &err) < 0);
+    ASSERT_EQ_INT(err.code, EINVAL);
+    /* a process that exits without reading: writes fail cleanly, no SIGPIPE */
+    const char *const quit[] = {"/bin/sh", "-c", "exec 0<&-; sleep 0.2", NULL};
+    char *ex2 = exec_start(f, sb, quit, true);
+    tl_run_for(&f->loop, 100);
+    ASSERT_TRUE(sk_sched_exec_stdin(f->s, ex2, "x", 1, false, &err) < 0);
+    ASSERT_EQ_INT(err.code, EALREADY);
+    free(ex);
+    free(ex2);
+    free(sb);
+    fx_stop(f);
+}
+
+/* A signal goes to one exec only. */
+TEST(signal_reaches_only_its_exec)
+{
+    struct fx *f = fx_start(NULL, NULL);
+    struct sk_error err = {0};
+    struct sk_sandbox_req req = {0};
+    char *sb = create(f, &req);
+    const char *const argv[] = {"/bin/sleep", "30", NULL};
+    char *a = exec_start(f, sb, argv, false);
+    char *b = exec_start(f, sb, argv, false);
+    tl_run_for(&f->loop, 50);
+    ASSERT_OK(sk_sched_exec_signal(f->s, a, SIGTERM, &err));
+    struct ex_end wa, wb;
+    exec_wait(f, a, &wa, 5000);
+    ASSERT_EQ_INT(wa.signal, SIGTERM);
+    ASSERT_EQ_INT(wa.exit_code, 128 + SIGTERM);
+    watch_exec(f, b, &wb, 300);
+    ASSERT_TRUE(tl_run_until(&f->loop, &wb.done, 3000));
+    ASSERT_FALSE(wb.ended); /* the timeout, not the end */
+    ASSERT_EQ_STR(wb.state, "running");
+    ASSERT_TRUE(sk_sched_exec_signal(f->s, a, SIGTERM, &err) < 0);
+    ASSERT_EQ_INT(err.code, EALREADY);
+    ASSERT_TRUE(sk_sched_exec_signal(f->s, b, 0, &err) < 0);
+    ASSERT_EQ_INT(err.code, EINVAL);
+    ASSERT_TRUE(sk_sched_exec_signal(f->s, "ex-0000000000000000", SIGTERM, &err) < 0);
+    ASSERT_EQ_INT(err.code, ENOENT);
+    ASSERT_OK(sk_sched_exec_signal(f->s, b, SIGKILL, &err));
+    exec_wait(f, b, &wb, 5000);
+    ASSERT_EQ_INT(wb.signal, SIGKILL);
+    free(a);
+    free(b);
+    free(sb);
+    fx_stop(f);
+}
+
+/* A background child that keeps stdout open does not keep the exec
+ * running past the grace. */
+TEST(background_child_holding_stdout_does_not_keep_exec_running)
+{
+    struct fx *f = fx_start(NULL, NULL);
+    struct sk_sandbox_req req = {0};
+    char *sb = create(f, &req);
+    const char *const argv[] = {"/bin/sh", "-c", "sleep 30 & echo started", NULL};
+    int64_t t0 = sk_now_ns();
+    char *ex = exec_start(f, sb, argv, false);
+    struct ex_end w;
+    exec_wait(f, ex, &w, 5000);
+    double s = elapsed_s(t0);
+    if (s > 1.0)
+        FAIL("exec ended %.3f s after start; the grace is %d ms", s, SK_SCHED_EXEC_GRACE_MS);
+    ASSERT_EQ_INT(w.exit_code, 0);
+    char *out = read_output(f, ex, "stdout", NULL);
+    ASSERT_EQ_STR(out, "started\n");
+    free(out);
+    free(ex);
+    free(sb);
+    fx_stop(f);
+}
+
+/* When its sandbox ends, every exec still running is recorded as ended
+ * (killed) and its watchers hear about it; its output so far is kept. */
+TEST(sandbox_end_ends_running_execs)
+{
+    struct fx *f = fx_start(NULL, NULL);
+    struct sk_error err = {0};
+    struct sk_sandbox_req req = {0};
+    char *sb = create(f, &req);
+    const char *const argv[] = {"/bin/sh", "-c", "echo before; exec sleep 30", NULL};
+    char *a = exec_start(f, sb, argv, false);
+    char *b = exec_start(f, sb, argv, true);
+    struct ex_end wa, wb;
+    watch_exec(f, a, &wa, 0);
+    watch_exec(f, b, &wb, 0);
+    tl_run_for(&f->loop, 200);
+    ASSERT_OK(sk_sched_terminate(f->s, sb, "tok", &err));
+    const char *ids[] = {a, b};
+    for (int i = 0; i < 2; i++) {
+        struct sk_exec_rec xr;
+        ASSERT_OK(sk_store_exec_get(f->st, ids[i], &xr, &err));
+        ASSERT_EQ_STR(xr.state, "exited");
+        ASSERT_EQ_INT(xr.signal, SIGKILL);
+        ASSERT_EQ_INT(xr.exit_code, 128 + SIGKILL);
+        ASSERT_GT_INT(xr.ended_at, 0);
+        sk_exec_rec_release(&xr);
+        char *out = read_output(f, ids[i], "stdout", NULL);
+        ASSERT_EQ_STR(out, "before\n");
+        free(out);
+    }
+    ASSERT_TRUE(tl_run_until(&f->loop, &wb.done, 2000));
+    ASSERT_TRUE(tl_run_until(&f->loop, &wa.done, 2000));
+    ASSERT_TRUE(wa.ended && wb.ended);
+    ASSERT_EQ_INT(wa.signal, SIGKILL);
+    ASSERT_TRUE(sk_sched_exec_stdin(f->s, b, "x", 1, false, &err) < 0);
+    ASSERT_EQ_INT(err.code, EALREADY);
+    free(a);
+    free(b);
+    free(sb);
+    fx_stop(f);
+}
+
+/* An exec timeout is enforced by skiff-init and recorded. */
+TEST(exec_timeout_is_recorded)
+{
+    struct fx *f = fx_start(NULL, NULL);
+    struct sk_error err = {0};
+    struct sk_sandbox_req req = {0};
+    char *sb = create(f, &req);
+    const char *const argv[] = {"/bin/sleep", "10", NULL};
+    struct sk_exec_req xreq = {.argv = argv, .timeout_ms = 300};
+    struct sk_exec_rec xr;
+    ASSERT_OK(sk_sched_exec(f->s, sb, &xreq, &xr, &err));
+    struct ex_end w;
+    exec_wait(f, xr.id, &w, 5000);
+    ASSERT_TRUE(w.timed_out);
+    ASSERT_EQ_INT(w.signal, SIGKILL);
+    sk_exec_rec_release(&xr);
+    free(sb);
+    fx_stop(f);
+}
+
+/* Output beyond max_output_bytes is dropped (and said so), while the
+ * process still runs to its end without blocking. */
+TEST(output_cap_truncates_and_keeps_draining)
+{
+    struct sk_sched_config cfg = {.max_output_bytes = 1000};
+    struct fx *f = fx_start(NULL, &cfg);
+    struct sk_error err = {0};
+    struct sk_sandbox_req req = {0};
+    char *sb = create(f, &req);
+    const char *const argv[] = {"/bin/sh", "-c", "head -c 3000000 /dev/zero; echo done >&2", NULL};
+    char *ex = exec_start(f, sb, argv, false);
+    struct ex_end w;
+    exec_wait(f, ex, &w, 10000);
+    ASSERT_EQ_INT(w.exit_code, 0);
+    struct sk_exec_output_info info;
+    ASSERT_OK(sk_sched_exec_output_info(f->s, ex, &info, &err));
+    ASSERT_EQ_INT(info.stdout_bytes, 1000);
+    ASSERT_TRUE(info.stdout_truncated);
+    ASSERT_FALSE(info.stderr_truncated);
+    char *e = read_output(f, ex, "stderr", NULL);
+    ASSERT_EQ_STR(e, "done\n");
+    free(e);
+    free(ex);
+    free(sb);
+    fx_stop(f);
+}
+
+/* A pty exec: a terminal inside, input through the same master, output in
+ * "stdout". */
+TEST(pty_exec_reads_input_and_writes_stdout)
+{
+    struct fx *f = fx_start(NULL, NULL);
+    struct sk_error err = {0};
+    struct sk_sandbox_req req = {0};
+    char *sb = create(f, &req);
+    const char *const argv[] = {"/bin/sh", "-c", "test -t 0 && echo tty; read l; echo got:$l", NULL};
+    struct sk_exec_req xreq = {.argv = argv, .pty = true, .rows = 30, .cols = 100};
+    struct sk_exec_rec xr;
+    ASSERT_OK(sk_sched_exec(f->s, sb, &xreq, &xr, &err));
+    ASSERT_TRUE(xr.pty);
+    ASSERT_OK(sk_sched_exec_resize(f->s, xr.id, 40, 120, &err));
+    ASSERT_OK(sk_sched_exec_stdin(f->s, xr.id, "abc\n", 4, false, &err));
+    struct ex_end w;
+    exec_wait(f, xr.id, &w, 5000);
+    ASSERT_EQ_INT(w.exit_code, 0);
+    char *out = read_output(f, xr.id, "stdout", NULL);
+    ASSERT_CONTAINS(out, "tty");
+    ASSERT_CONTAINS(out, "got:abc");
+    free(out);
+    sk_exec_rec_release(&xr);
+    free(sb);
+    fx_stop(f);
+}
+
+/* ---- bad input --------------------------------------------------------------------------- */
+
+/* A taken name is EEXIST, costs no sandbox, and the first one is untouched. */
+TEST(name_clash_is_eexist_and_leaves_the_first_alone)
+{
+    struct fx *f = fx_start(NULL, NULL);
+    struct sk_error err = {0};
+    struct sk_sandbox_req req = {.name = "dup"};
+    char *id = create(f, &req);
+    struct sk_sandbox_rec rec;
+    ASSERT_TRUE(sk_sched_create(f->s, &req, &rec, &err) < 0);
+    ASSERT_EQ_INT(err.code, EEXIST);
+    ASSERT_CONTAINS(err.msg, "dup");
+    ASSERT_OK(sk_sched_get(f->s, "dup", &rec, &err));
+    ASSERT_EQ_STR(rec.id, id);
+    ASSERT_EQ_STR(rec.state, "running");
+    sk_sandbox_rec_release(&rec);
+    ASSERT_EQ_INT(sandbox_cgroups(f), 1);
+    const char *const argv[] = {"/bin/true", NULL};
+    char *ex = exec_start(f, id, argv, false);
+    struct ex_end w;
+    exec_wait(f, ex, &w, 5000);
+    ASSERT_EQ_INT(w.exit_code, 0);
+    free(ex);
+    free(id);
+    fx_stop(f);
+}
+
+TEST(bad_requests_are_einval_and_leave_nothing)
+{
+    struct sk_sched_config cfg = {.max_timeout_ms = 10000};
+    struct fx *f = fx_start(NULL, &cfg);
+    struct sk_error err = {0};
+    struct sk_sandbox_rec rec;
+    const char *bad_tags[] = {"[1]",           "{\"a\": 1}", "not json", "{\"a\": \"b\", \"a\": \"c\"}",
+                              "{\"\": \"x\"}", "\"str\""};
+    for (size_t i = 0; i < SK_ARRAY_SIZE(bad_tags); i++) {
+        struct sk_sandbox_req req = {.tags_json = bad_tags[i]};
+        if (sk_sched_create(f->s, &req, &rec, &err) >= 0)
+            FAIL("tags %s were accepted", bad_tags[i]);
+        ASSERT_EQ_INT(err.code, EINVAL);
+    }
+    struct sk_sandbox_req over = {.timeout_ms = 20000};
+    ASSERT_TRUE(sk_sched_create(f->s, &over, &rec, &err) < 0);
+    ASSERT_EQ_INT(err.code, EINVAL);
+    ASSERT_CONTAINS(err.msg, "10000");
+    const char *bad_names[] = {"a b", "", "x/y", "../etc",
+                               "0123456789012345678901234567890123456789012345678901234567890123456789"};
+    for (size_t i = 0; i < SK_ARRAY_SIZE(bad_names); i++) {
+        struct sk_sandbox_req req = {.name = bad_names[i]};
+        if (sk_sched_create(f->s, &req, &rec, &err) >= 0)
+            FAIL("name '%s' was accepted", bad_names[i]);
+        ASSERT_EQ_INT(err.code, EINVAL);
+    }
+    struct sk_sandbox_req neg = {.idle_timeout_ms = -1};
+    ASSERT_TRUE(sk_sched_create(f->s, &neg, &rec, &err) < 0);
+    ASSERT_EQ_INT(err.code, EINVAL);
+    const char *const env[] = {"NOEQUALS", NULL};
+    struct sk_sandbox_req badenv = {.env = env};
+    ASSERT_TRUE(sk_sched_create(f->s, &badenv, &rec, &err) < 0);
+    ASSERT_EQ_INT(err.code, EINVAL);
+    struct sk_sandbox_req mem = {.limits = {.memory_bytes = 1024}};
+    ASSERT_TRUE(sk_sched_create(f->s, &mem, &rec, &err) < 0);
+    ASSERT_EQ_INT(err.code, EINVAL);
+    /* nothing recorded, nothing running */
+    struct sk_sandbox_filter filt = {0};
+    struct sk_sandbox_rec *list = NULL;
+    size_t n = 9;
+    char *next = NULL;
+    ASSERT_OK(sk_store_sandbox_list(f->st, &filt, &list, &n, &next, &err));
+    ASSERT_EQ_INT(n, 0);
+    sk_sandbox_recs_free(list, n);
+    free(next);
+    ASSERT_EQ_INT(sandbox_cgroups(f), 0);
+    /* within the maximum is fine; env reaches processes */
+    const char *const env2[] = {"GREETING=hi there", "HOME=/tmp", NULL};
+    struct sk_sandbox_req ok = {.timeout_ms = 10000, .env = env2, .workdir = "/tmp"};
+    char *id = create(f, &ok);
+    const char *const argv[] = {"/bin/sh", "-c", "echo \"$GREETING|$HOME|$(pwd)|$PATH\"", NULL};
+    char *ex = exec_start(f, id, argv, false);
+    struct ex_end w;
+    exec_wait(f, ex, &w, 5000);
+    char *out = read_output(f, ex, "stdout", NULL);
+    ASSERT_CONTAINS(out, "hi there|/tmp|/tmp|/usr/local/sbin:");
+    free(out);
+    ASSERT_OK(sk_sched_set_tags(f->s, id, "{\"k\": \"v\"}", &err));
+    ASSERT_TRUE(sk_sched_set_tags(f->s, id, "{\"k\": 2}", &err) < 0);
+    ASSERT_EQ_INT(err.code, EINVAL);
+    ASSERT_OK(sk_sched_get(f->s, id, &rec, &err));
+    ASSERT_EQ_STR(rec.tags_json, "{\"k\":\"v\"}");
+    sk_sandbox_rec_release(&rec);
+    free(ex);
+    free(id);
+    fx_stop(f);
+}
+
+/* ---- restart and retention ---------------------------------------------------------------- */
+
+/* A sandbox whose server was killed is recorded as lost by the next start,
+ * and nothing of it keeps running. */
+TEST(recover_records_lost_sandboxes_and_leaves_nothing)
+{
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    test_cgroup_parent(); /* the crashing owner below shares ours */
+    char dir[] = "/var/tmp/skiff-sched-XXXXXX";
+    ASSERT_TRUE(mkdtemp(dir) != NULL);
+    int p[2];
+    ASSERT_EQ_INT(pipe(p), 0);
+    pid_t owner = fork();
+    if (owner == 0) {
+        close(p[0]);
+        struct fx *f = fx_start(dir, NULL);
+        struct sk_sandbox_req req = {.name = "doomed"};
+        char *id = create(f, &req);
+        const char *const argv[] = {"/bin/sh", "-c", "echo partial; exec sleep 60", NULL};
+        char *ex = exec_start(f, id, argv, false);
+        tl_run_for(&f->loop, 200);
+        struct sk_sandbox_rec rec;
+        struct sk_error err = {0};
+        ASSERT_OK(sk_sched_get(f->s, id, &rec, &err));
+        char line[128];
+        int n = snprintf(line, sizeof(line), "%s %s %lld\n", id, ex, (long long)rec.host_pid);
+        if (write(p[1], line, (size_t)n) != n)
+            _exit(3);
+        raise(SIGKILL); /* a crash: no teardown at all */
+    }
+    close(p[1]);
+    char line[128] = {0};
+    ASSERT_GT_INT(read(p[0], line, sizeof(line) - 1), 0);
+    close(p[0]);
+    int status;
+    waitpid(owner, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status));
+    char id[32], ex[32];
+    long long pid = 0;
+    ASSERT_EQ_INT(sscanf(line, "%31s %31s %lld", id, ex, &pid), 3);
+
+    struct fx *f = fx_start(dir, NULL);
+    struct sk_error err = {0};
+    ASSERT_EQ_INT(sk_sched_recover(f->s, &err), 1);
+    struct sk_sandbox_rec rec;
+    ASSERT_OK(sk_sched_get(f->s, "doomed", &rec, &err));
+    ASSERT_EQ_STR(rec.id, id);
+    ASSERT_EQ_STR(rec.state, "terminated");
+    ASSERT_EQ_STR(rec.reason, "lost");
+    ASSERT_EQ_STR(rec.reason_detail, "server restarted");
+    ASSERT_GT_INT(rec.ended_at, 0);
+    sk_sandbox_rec_release(&rec);
+    struct sk_exec_rec xr;
+    ASSERT_OK(sk_store_exec_get(f->st, ex, &xr, &err));
+    ASSERT_EQ_STR(xr.state, "exited");
+    sk_exec_rec_release(&xr);
+    /* what it wrote stays readable */
+    char *out = read_output(f, ex, "stdout", NULL);
+    ASSERT_EQ_STR(out, "partial\n");
+    free(out);
+    /* nothing of it is left: no cgroup, no process */
+    ASSERT_EQ_INT(sk_cgroup_count_children(sk_runtime_cgroups(f->rt), id, &err), 0);
+    for (int i = 0; i < 300 && kill((pid_t)pid, 0) == 0; i++) {
+        waitpid((pid_t)pid, NULL, WNOHANG);
+        usleep(10000);
+    }
+    ASSERT_NE_INT(kill((pid_t)pid, 0), 0);
+    /* a second start finds nothing more to recover */
+    ASSERT_EQ_INT(sk_sched_recover(f->s, &err), 0);
+    fx_stop(f);
+}
+
+/* Ended sandboxes older than the retention go, with their output; running
+ * ones and recent ones stay. */
+TEST(purge_removes_old_sandboxes_and_their_output)
+{
+    struct sk_sched_config cfg = {.retention_ms = 300};
+    struct fx *f = fx_start(NULL, &cfg);
+    struct sk_error err = {0};
+    struct sk_sandbox_req req = {0};
+    char *old = create(f, &req);
+    char *live = create(f, &req);
+    const char *const argv[] = {"/bin/echo", "x", NULL};
+    char *ex_old = exec_start(f, old, argv, false);
+    char *ex_live = exec_start(f, live, argv, false);
+    struct ex_end w;
+    exec_wait(f, ex_old, &w, 5000);
+    exec_wait(f, ex_live, &w, 5000);
+    ASSERT_OK(sk_sched_terminate(f->s, old, "t", &err));
+    char old_dir[PATH_MAX], live_dir[PATH_MAX];
+    snprintf(old_dir, sizeof(old_dir), "%s/sandboxes/%s", f->dir, old);
+    snprintf(live_dir, sizeof(live_dir), "%s/sandboxes/%s", f->dir, live);
+    struct stat st;
+    ASSERT_EQ_INT(sk_sched_purge(f->s, &err), 0); /* too recent */
+    ASSERT_EQ_INT(stat(old_dir, &st), 0);
+    tl_run_for(&f->loop, 400);
+    ASSERT_EQ_INT(sk_sched_purge(f->s, &err), 1);
+    struct sk_sandbox_rec rec;
+    ASSERT_TRUE(sk_sched_get(f->s, old, &rec, &err) < 0);
+    ASSERT_EQ_INT(err.code, ENOENT);
+    ASSERT_NE_INT(stat(old_dir, &st), 0);
+    struct sk_exec_rec xr;
+    ASSERT_TRUE(sk_store_exec_get(f->st, ex_old, &xr, &err) < 0);
+    int fd;
+    ASSERT_TRUE(sk_sched_exec_output(f->s, ex_old, "stdout", &fd, NULL, &err) < 0);
+    ASSERT_EQ_INT(err.code, ENOENT);
+    ASSERT_OK(sk_sched_get(f->s, live, &rec, &err));
+    sk_sandbox_rec_release(&rec);
+    ASSERT_EQ_INT(stat(live_dir, &st), 0);
+    free(old);
+    free(live);
+    free(ex_old);
+    free(ex_live);
+    fx_stop(f);
+}
