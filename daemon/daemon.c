@@ -298,6 +298,25 @@ int sk_daemon_init(struct sk_daemon *d, const struct sk_daemon_config *cfg, stru
     if (r < 0)
         return sk_error_prefix(err, "admin token");
 
+    /* The sandbox runtime keeps its state beside the database; its start
+     * sweeps away what an earlier skiffd left running (those sandboxes are
+     * then recorded as lost by sk_sched_recover). */
+    _cleanup_free_ char *rt_dir = xasprintf("%s/runtime", d->data_dir);
+    struct sk_runtime_config rc = {.state_dir = rt_dir};
+    r = sk_runtime_new(&rc, &d->rt, err);
+    if (r < 0)
+        return sk_error_prefix(err, "sandbox runtime");
+    sk_loop_adapter_init(&d->loop_ops, d->loop);
+    struct sk_sched_config sc = {.data_dir = d->data_dir};
+    r = sk_sched_new(d->rt, d->store, &d->loop_ops.ops, &sc, &d->sched, err);
+    if (r < 0)
+        return sk_error_prefix(err, "sandbox manager");
+    r = sk_sched_recover(d->sched, err);
+    if (r < 0)
+        return sk_error_prefix(err, "recover sandboxes");
+    if (r > 0)
+        sk_log_warn("%d sandbox(es) of an earlier run could not be re-adopted and were recorded as 'lost'", r);
+
     struct sk_http_config hc = {
         .listen = d->cfg.listen,
         .max_body = d->cfg.max_body,
@@ -332,6 +351,13 @@ void sk_daemon_release(struct sk_daemon *d)
     d->http = NULL;
     if (d->loop != NULL)
         sk_loop_timer_stop(d->loop, &d->stop_timer);
+    /* Then the sandboxes (each ends as "terminated", "server shutdown"). */
+    sk_sched_free(d->sched);
+    d->sched = NULL;
+    if (d->loop != NULL)
+        sk_loop_adapter_release(&d->loop_ops);
+    sk_runtime_free(d->rt);
+    d->rt = NULL;
     sk_store_close(d->store);
     d->store = NULL;
     sk_router_free(d->router);

@@ -17,6 +17,9 @@
 #include "loop.h"
 #include "metrics.h"
 #include "router.h"
+#include "loop_ops.h"
+#include "runtime/runtime.h"
+#include "sched/sandboxes.h"
 #include "store/store.h"
 
 #define SK_DAEMON_VERSION "0.1.0"
@@ -60,6 +63,9 @@ struct sk_daemon {
     size_t n_routes;
     struct sk_metrics *metrics;
     struct sk_daemon_metrics m;
+    struct sk_runtime *rt;            /* sandboxes' runtime (<data_dir>/runtime) */
+    struct sk_loop_adapter loop_ops;  /* the loop as lib/sched sees it */
+    struct sk_sched *sched;           /* API sandboxes and execs */
     bool stopping;
     struct sk_loop_timer stop_timer;
 };

@@ -16,6 +16,34 @@
 #include "router.h"
 
 extern const struct sk_route sk_api_routes[];
+
+/* routes_sandboxes.c */
+void sk_route_sandboxes_create(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_sandboxes_list(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_sandboxes_get(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_sandboxes_terminate(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_sandboxes_wait(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_sandboxes_tags(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_sandboxes_usage(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_sandboxes_logs(struct sk_daemon *d, struct sk_http_req *req);
+/* routes_execs.c */
+void sk_route_sandboxes_run(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_execs_create(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_execs_list(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_execs_get(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_execs_output(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_execs_stdin(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_execs_signal(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_execs_resize(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_execs_wait(struct sk_daemon *d, struct sk_http_req *req);
+/* routes_files.c */
+void sk_route_files_read(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_files_write(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_files_remove(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_files_stat(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_files_list(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_files_mkdir(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_files_move(struct sk_daemon *d, struct sk_http_req *req);
 extern const size_t sk_api_routes_len;
 /* Served only with --debug-routes: exercise streaming, long polls and body
  * sinks end to end (tests), and show how to write such handlers. */

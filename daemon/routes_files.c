@@ -1,0 +1,340 @@
+/* routes_files.c - files inside a sandbox, served by its skiff-init (never
+ * by exec'ing a helper): read (byte ranges, streamed), write (streamed,
+ * atomic), stat, list, mkdir -p, remove, move. Every path is resolved by
+ * skiff-init inside the sandbox's root. */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/util.h"
+#include "routes.h"
+#include "routes_common.h"
+#include "runtime/agent.h"
+#include "sched/sandboxes.h"
+
+#define PATH_PARAM_MAX 4096
+
+/* agent_for - the agent of the running sandbox in the path, and the
+ * required ?path= (or NULL when `want_path` is false). */
+static struct sk_agent *agent_for(struct sk_daemon *d, struct sk_http_req *req, bool want_path, const char **path)
+{
+    if (want_path) {
+        if (sk_http_query_str(req, "path", PATH_PARAM_MAX, path) < 0)
+            return NULL;
+        if (*path == NULL || (*path)[0] == '\0') {
+            sk_http_reply_api_error(req, SK_API_INVALID_ARGUMENT, "query 'path' is required");
+            return NULL;
+        }
+    }
+    struct sk_error err = {0};
+    struct sk_sandbox_rec rec;
+    memset(&rec, 0, sizeof(rec));
+    if (sk_sched_get(d->sched, sk_http_param(req, "id"), &rec, &err) < 0) {
+        sk_http_reply_error(req, &err);
+        return NULL;
+    }
+    struct sk_agent *a = sk_sched_agent(d->sched, rec.id, &err);
+    if (a == NULL) {
+        sk_http_reply_api_error(req, SK_API_FAILED_PRECONDITION, "sandbox '%s' is not running (state '%s')",
+                                rec.id, rec.state ? rec.state : "unknown");
+    } else {
+        sk_sched_touch(d->sched, rec.id);
+    }
+    sk_sandbox_rec_release(&rec);
+    return a;
+}
+
+static const char *type_name(char t)
+{
+    switch (t) {
+    case 'f': return "file";
+    case 'd': return "directory";
+    case 'l': return "symlink";
+    default: return "other";
+    }
+}
+
+static json_t *stat_json(const char *path, const struct sk_file_stat *st)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "path", sk_json_string_lossy(path, strlen(path)));
+    json_object_set_new(o, "type", json_string(type_name(st->type)));
+    json_object_set_new(o, "mode", json_integer(st->mode));
+    json_object_set_new(o, "size", json_integer((json_int_t)st->size));
+    json_object_set_new(o, "mtime", sk_json_time(st->mtime_ns / 1000000));
+    json_object_set_new(o, "uid", json_integer(st->uid));
+    json_object_set_new(o, "gid", json_integer(st->gid));
+    return o;
+}
+
+void sk_route_files_stat(struct sk_daemon *d, struct sk_http_req *req)
+{
+    const char *path = NULL;
+    int64_t follow = 1;
+    if (sk_http_query_int(req, "follow", 0, 1, 1, &follow) < 0)
+        return;
+    struct sk_agent *a = agent_for(d, req, true, &path);
+    if (a == NULL)
+        return;
+    struct sk_error err = {0};
+    struct sk_file_stat st;
+    if (sk_agent_stat(a, path, follow != 0, &st, &err) < 0)
+        sk_http_reply_error(req, &err);
+    else
+        sk_http_reply_json(req, 200, stat_json(path, &st));
+}
+
+void sk_route_files_list(struct sk_daemon *d, struct sk_http_req *req)
+{
+    const char *path = NULL;
+    int64_t recursive = 0;
+    if (sk_http_query_int(req, "recursive", 0, 1, 0, &recursive) < 0)
+        return;
+    struct sk_agent *a = agent_for(d, req, true, &path);
+    if (a == NULL)
+        return;
+    struct sk_error err = {0};
+    struct sk_file_entry *ents = NULL;
+    size_t n = 0;
+    if (sk_agent_list(a, path, recursive != 0, &ents, &n, &err) < 0) {
+        sk_http_reply_error(req, &err);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, stat_json(ents[i].path, &ents[i].st));
+    sk_file_entries_free(ents, n);
+    json_t *o = json_object();
+    json_object_set_new(o, "entries", arr);
+    sk_http_reply_json(req, 200, o);
+}
+
+void sk_route_files_mkdir(struct sk_daemon *d, struct sk_http_req *req)
+{
+    const char *path = NULL;
+    int64_t mode = 0755;
+    bool parents = true;
+    const struct sk_field fields[] = {
+        SK_FIELD_STR("path", &path, SK_REQUIRED, PATH_PARAM_MAX),
+        SK_FIELD_INT("mode", &mode, SK_OPTIONAL, 0, 07777),
+        SK_FIELD_BOOL("parents", &parents, SK_OPTIONAL),
+    };
+    if (sk_http_decode_json(req, fields, SK_ARRAY_SIZE(fields)) < 0)
+        return;
+    struct sk_agent *a = agent_for(d, req, false, NULL);
+    if (a == NULL)
+        return;
+    struct sk_error err = {0};
+    if (sk_agent_mkdir(a, path, (uint32_t)mode, parents, &err) < 0) {
+        sk_http_reply_error(req, &err);
+        return;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "path", json_string(path));
+    sk_http_reply_json(req, 200, o);
+}
+
+void sk_route_files_remove(struct sk_daemon *d, struct sk_http_req *req)
+{
+    const char *path = NULL;
+    int64_t recursive = 0;
+    if (sk_http_query_int(req, "recursive", 0, 1, 0, &recursive) < 0)
+        return;
+    struct sk_agent *a = agent_for(d, req, true, &path);
+    if (a == NULL)
+        return;
+    struct sk_error err = {0};
+    if (sk_agent_remove(a, path, recursive != 0, &err) < 0) {
+        sk_http_reply_error(req, &err);
+        return;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "path", json_string(path));
+    json_object_set_new(o, "removed", json_true());
+    sk_http_reply_json(req, 200, o);
+}
+
+void sk_route_files_move(struct sk_daemon *d, struct sk_http_req *req)
+{
+    const char *from = NULL, *to = NULL;
+    const struct sk_field fields[] = {
+        SK_FIELD_STR("from", &from, SK_REQUIRED, PATH_PARAM_MAX),
+        SK_FIELD_STR("to", &to, SK_REQUIRED, PATH_PARAM_MAX),
+    };
+    if (sk_http_decode_json(req, fields, SK_ARRAY_SIZE(fields)) < 0)
+        return;
+    struct sk_agent *a = agent_for(d, req, false, NULL);
+    if (a == NULL)
+        return;
+    struct sk_error err = {0};
+    if (sk_agent_rename(a, from, to, &err) < 0) {
+        sk_http_reply_error(req, &err);
+        return;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "from", json_string(from));
+    json_object_set_new(o, "to", json_string(to));
+    sk_http_reply_json(req, 200, o);
+}
+
+/* ---- read: a stream from an fd skiff-init opened inside the sandbox ---------- */
+
+struct file_read {
+    int fd;
+    uint64_t offset, remaining;
+};
+
+static ssize_t file_read_produce(struct sk_http_req *req, uint64_t pos, char *buf, size_t max, void *ctx)
+{
+    (void)req;
+    struct file_read *r = ctx;
+    if (r->remaining == 0)
+        return SK_HTTP_STREAM_END;
+    if (max > r->remaining)
+        max = (size_t)r->remaining;
+    ssize_t n = pread(r->fd, buf, max, (off_t)(r->offset + pos));
+    if (n < 0)
+        return errno == EINTR ? SK_HTTP_STREAM_WAIT : SK_HTTP_STREAM_ERROR;
+    if (n == 0)
+        return SK_HTTP_STREAM_END;
+    r->remaining -= (uint64_t)n;
+    return n;
+}
+
+static void file_read_closed(struct sk_http_req *req, void *ctx)
+{
+    (void)req;
+    struct file_read *r = ctx;
+    sk_close(&r->fd);
+    free(r);
+}
+
+void sk_route_files_read(struct sk_daemon *d, struct sk_http_req *req)
+{
+    const char *path = NULL;
+    int64_t offset = 0, length = -1;
+    if (sk_http_query_int(req, "offset", 0, INT64_MAX / 2, 0, &offset) < 0 ||
+        sk_http_query_int(req, "length", 0, INT64_MAX / 2, -1, &length) < 0)
+        return;
+    struct sk_agent *a = agent_for(d, req, true, &path);
+    if (a == NULL)
+        return;
+    struct sk_error err = {0};
+    int fd = -1;
+    if (sk_agent_open_read(a, path, &fd, &err) < 0) {
+        sk_http_reply_error(req, &err);
+        return;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        close(fd);
+        sk_http_reply_api_error(req, SK_API_INTERNAL, "stat '%s' failed", path);
+        return;
+    }
+    uint64_t size = (uint64_t)st.st_size;
+    uint64_t start = (uint64_t)offset > size ? size : (uint64_t)offset;
+    uint64_t len = size - start;
+    if (length >= 0 && (uint64_t)length < len)
+        len = (uint64_t)length;
+    struct file_read *r = xcalloc(1, sizeof(*r));
+    r->fd = fd;
+    r->offset = start;
+    r->remaining = len;
+    char hdr[32];
+    snprintf(hdr, sizeof(hdr), "%llu", (unsigned long long)size);
+    sk_http_set_header(req, "X-Skiff-File-Size", hdr);
+    snprintf(hdr, sizeof(hdr), "%llu", (unsigned long long)start);
+    sk_http_set_header(req, "X-Skiff-Offset", hdr);
+    sk_http_on_close(req, file_read_closed, r);
+    sk_http_reply_stream(req, 200, "application/octet-stream", file_read_produce, r);
+}
+
+/* ---- write: the body streams into a temp file, renamed over the target ----- */
+
+struct file_write {
+    struct sk_daemon *d;
+    char *sandbox_id;
+    char *path;
+    int fd;
+    uint32_t handle;
+    bool open;
+    uint64_t written;
+};
+
+static void file_write_closed(struct sk_http_req *req, void *ctx)
+{
+    (void)req;
+    struct file_write *w = ctx;
+    if (w->open) {
+        /* the client went away mid-upload: the target stays as it was */
+        struct sk_agent *a = sk_sched_agent(w->d->sched, w->sandbox_id, NULL);
+        if (a != NULL)
+            sk_agent_write_abort(a, w->handle, NULL);
+    }
+    sk_close(&w->fd);
+    free(w->sandbox_id);
+    free(w->path);
+    free(w);
+}
+
+static ssize_t file_write_sink(struct sk_http_req *req, const char *data, size_t len, void *ctx)
+{
+    struct file_write *w = ctx;
+    struct sk_error err = {0};
+    if (data != NULL) {
+        if (sk_write_all(w->fd, data, len) < 0) {
+            sk_error_set(&err, errno, "write '%s'", w->path);
+            sk_http_reply_error(req, &err);
+            return (ssize_t)len;
+        }
+        w->written += len;
+        return (ssize_t)len;
+    }
+    /* end of body: commit atomically */
+    sk_close(&w->fd);
+    struct sk_agent *a = sk_sched_agent(w->d->sched, w->sandbox_id, &err);
+    w->open = false;
+    if (a == NULL || sk_agent_write_commit(a, w->handle, &err) < 0) {
+        sk_http_reply_error(req, &err);
+        return 0;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "path", json_string(w->path));
+    json_object_set_new(o, "size", json_integer((json_int_t)w->written));
+    sk_http_reply_json(req, 201, o);
+    return 0;
+}
+
+void sk_route_files_write(struct sk_daemon *d, struct sk_http_req *req)
+{
+    const char *path = NULL;
+    int64_t mode = 0644;
+    if (sk_http_query_int(req, "mode", 0, 07777, 0644, &mode) < 0)
+        return;
+    struct sk_agent *a = agent_for(d, req, true, &path);
+    if (a == NULL)
+        return;
+    struct sk_error err = {0};
+    struct file_write *w = xcalloc(1, sizeof(*w));
+    w->d = d;
+    w->fd = -1;
+    w->path = xstrdup(path);
+    struct sk_sandbox_rec rec;
+    memset(&rec, 0, sizeof(rec));
+    sk_sched_get(d->sched, sk_http_param(req, "id"), &rec, NULL);
+    w->sandbox_id = xstrdup(rec.id ? rec.id : "");
+    sk_sandbox_rec_release(&rec);
+    if (sk_agent_write_begin(a, path, (uint32_t)mode, &w->fd, &w->handle, &err) < 0) {
+        file_write_closed(req, w);
+        sk_http_reply_error(req, &err);
+        return;
+    }
+    w->open = true;
+    sk_http_on_close(req, file_write_closed, w);
+    sk_http_body_sink(req, file_write_sink, w);
+}

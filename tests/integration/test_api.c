@@ -1,0 +1,479 @@
+/* The sandbox API of skiffd, end to end over HTTP against the real
+ * build/skiffd: sandboxes, execs with streamed and resumable output, the
+ * one-shot run, files served by skiff-init, reasons for every end, and the
+ * bad input each endpoint must refuse without harm. */
+#include "skiffd_test.h"
+
+#include "runtime/cgroup.h"
+
+static void start(struct skiffd *s)
+{
+    memset(s, 0, sizeof(*s));
+    make_data_dir(s);
+    skiffd_start(s);
+}
+
+/* api - request with the admin token; the response is checked for status. */
+static void api(const struct skiffd *s, const char *method, const char *path, const char *body, int want,
+                struct resp *r)
+{
+    request(s, method, path, s->token, body, r);
+    if (r->status != want)
+        FAIL("%s %s: status %d, want %d: %.*s", method, path, r->status, want, (int)(r->body_len > 400 ? 400 : r->body_len),
+             r->body ? r->body : "");
+}
+
+static const char *jstr(const struct resp *r, const char *key)
+{
+    const char *v = json_string_value(json_object_get(r->json, key));
+    return v ? v : "";
+}
+
+static long long jint(const struct resp *r, const char *key)
+{
+    json_t *v = json_object_get(r->json, key);
+    if (!json_is_integer(v))
+        FAIL("'%s' is not an integer in %.*s", key, (int)r->body_len, r->body);
+    return (long long)json_integer_value(v);
+}
+
+/* create - POST /v1/sandboxes with body; returns the id in id_out. */
+static void create(const struct skiffd *s, const char *body, char *id_out, size_t size)
+{
+    struct resp r;
+    api(s, "POST", "/v1/sandboxes", body, 201, &r);
+    ASSERT_EQ_STR(jstr(&r, "state"), "running");
+    snprintf(id_out, size, "%s", jstr(&r, "id"));
+    ASSERT_TRUE(strncmp(id_out, "sb-", 3) == 0);
+    ASSERT_CONTAINS(resp_header(&r, "Location"), id_out);
+    resp_free(&r);
+}
+
+TEST_TIMEOUT(sandbox_lifecycle_run_exec_files, 120)
+{
+    struct skiffd s;
+    start(&s);
+    char id[64], path[256];
+    create(&s, "{\"name\": \"box\", \"memory\": 256, \"cpu\": 1, \"tags\": {\"team\": \"a\", \"env\": \"ci\"}}", id,
+           sizeof(id));
+    struct resp r;
+
+    /* get by id and by name */
+    snprintf(path, sizeof(path), "/v1/sandboxes/%s", id);
+    api(&s, "GET", path, NULL, 200, &r);
+    ASSERT_EQ_STR(jstr(&r, "name"), "box");
+    ASSERT_TRUE(json_is_null(json_object_get(r.json, "reason")));
+    resp_free(&r);
+    api(&s, "GET", "/v1/sandboxes/box", NULL, 200, &r);
+    ASSERT_EQ_STR(jstr(&r, "id"), id);
+    resp_free(&r);
+
+    /* run: stdout, stderr and the exit code in one answer */
+    snprintf(path, sizeof(path), "/v1/sandboxes/%s/run", id);
+    api(&s, "POST", path, "{\"argv\": [\"sh\", \"-c\", \"echo out; echo err >&2; exit 3\"]}", 200, &r);
+    ASSERT_EQ_STR(jstr(&r, "stdout"), "out\n");
+    ASSERT_EQ_STR(jstr(&r, "stderr"), "err\n");
+    ASSERT_EQ_INT(jint(&r, "exit_code"), 3);
+    resp_free(&r);
+    api(&s, "POST", path, "{\"argv\": [\"cat\"], \"stdin\": \"piped in\"}", 200, &r);
+    ASSERT_EQ_STR(jstr(&r, "stdout"), "piped in");
+    resp_free(&r);
+    /* invalid UTF-8 in output never breaks the JSON answer */
+    api(&s, "POST", path, "{\"argv\": [\"printf\", \"a\\\\377b\"]}", 200, &r);
+    ASSERT_EQ_STR(jstr(&r, "stdout"), "a\xef\xbf\xbd" "b");
+    resp_free(&r);
+    api(&s, "POST", path, "{\"argv\": [\"no-such-program\"]}", 404, &r);
+    ASSERT_CONTAINS(err_message(&r), "no-such-program");
+    resp_free(&r);
+
+    /* exec: streamed output, then resumed from an offset */
+    snprintf(path, sizeof(path), "/v1/sandboxes/%s/execs", id);
+    api(&s, "POST", path,
+        "{\"argv\": [\"sh\", \"-c\", \"for i in 1 2 3 4 5; do echo line $i; sleep 0.1; done; echo bye >&2\"]}", 201,
+        &r);
+    char eid[64];
+    snprintf(eid, sizeof(eid), "%s", jstr(&r, "id"));
+    ASSERT_EQ_STR(jstr(&r, "state"), "running");
+    resp_free(&r);
+    char out_path[256];
+    snprintf(out_path, sizeof(out_path), "/v1/sandboxes/%s/execs/%s/output", id, eid);
+    api(&s, "GET", out_path, NULL, 200, &r); /* follows until the exec ends */
+    ASSERT_EQ_INT(r.body_len, 35);
+    ASSERT_TRUE(memcmp(r.body, "line 1\nline 2\nline 3\nline 4\nline 5\n", 35) == 0);
+    resp_free(&r);
+    char q[320];
+    snprintf(q, sizeof(q), "%s?offset=14&follow=0", out_path);
+    api(&s, "GET", q, NULL, 200, &r);
+    ASSERT_EQ_INT(r.body_len, 21);
+    ASSERT_TRUE(memcmp(r.body, "line 3\nline 4\nline 5\n", 21) == 0);
+    resp_free(&r);
+    snprintf(q, sizeof(q), "%s?stream=stderr", out_path);
+    api(&s, "GET", q, NULL, 200, &r);
+    ASSERT_EQ_INT(r.body_len, 4);
+    resp_free(&r);
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/execs/%s/wait?timeout=5", id, eid);
+    api(&s, "GET", q, NULL, 200, &r);
+    ASSERT_EQ_STR(jstr(&r, "state"), "exited");
+    ASSERT_EQ_INT(jint(&r, "exit_code"), 0);
+    resp_free(&r);
+
+    /* stdin and EOF, then the exec's end */
+    api(&s, "POST", path, "{\"argv\": [\"sh\", \"-c\", \"wc -c\"], \"stdin\": true}", 201, &r);
+    snprintf(eid, sizeof(eid), "%s", jstr(&r, "id"));
+    resp_free(&r);
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/execs/%s/stdin?eof=1", id, eid);
+    api(&s, "POST", q, "twelve bytes", 200, &r);
+    resp_free(&r);
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/execs/%s/output", id, eid);
+    api(&s, "GET", q, NULL, 200, &r);
+    ASSERT_EQ_INT(r.body_len, 3);
+    ASSERT_TRUE(memcmp(r.body, "12\n", 3) == 0);
+    resp_free(&r);
+
+    /* a signal reaches one exec only */
+    char a[64], b[64];
+    api(&s, "POST", path, "{\"argv\": [\"sleep\", \"30\"]}", 201, &r);
+    snprintf(a, sizeof(a), "%s", jstr(&r, "id"));
+    resp_free(&r);
+    api(&s, "POST", path, "{\"argv\": [\"sleep\", \"30\"]}", 201, &r);
+    snprintf(b, sizeof(b), "%s", jstr(&r, "id"));
+    resp_free(&r);
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/execs/%s/signal", id, a);
+    api(&s, "POST", q, "{\"signal\": \"TERM\"}", 200, &r);
+    resp_free(&r);
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/execs/%s/wait?timeout=5", id, a);
+    api(&s, "GET", q, NULL, 200, &r);
+    ASSERT_EQ_INT(jint(&r, "signal"), 15);
+    resp_free(&r);
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/execs/%s", id, b);
+    api(&s, "GET", q, NULL, 200, &r);
+    ASSERT_EQ_STR(jstr(&r, "state"), "running");
+    resp_free(&r);
+    api(&s, "GET", path, NULL, 200, &r);
+    ASSERT_GE_INT(json_array_size(json_object_get(r.json, "execs")), 6);
+    resp_free(&r);
+
+    /* files: write (streamed, atomic), read with a range, stat, list, move, remove */
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/files/mkdir", id);
+    api(&s, "POST", q, "{\"path\": \"/work/src\"}", 200, &r);
+    resp_free(&r);
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/files?path=/work/src/main.py", id);
+    api(&s, "PUT", q, "print('hello')\n", 201, &r);
+    ASSERT_EQ_INT(jint(&r, "size"), 15);
+    resp_free(&r);
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/files?path=/work/src/main.py&offset=6&length=7", id);
+    api(&s, "GET", q, NULL, 200, &r);
+    ASSERT_EQ_INT(r.body_len, 7);
+    ASSERT_TRUE(memcmp(r.body, "'hello'", 7) == 0);
+    resp_free(&r);
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/files/stat?path=/work/src/main.py", id);
+    api(&s, "GET", q, NULL, 200, &r);
+    ASSERT_EQ_STR(jstr(&r, "type"), "file");
+    ASSERT_EQ_INT(jint(&r, "size"), 15);
+    resp_free(&r);
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/files/move", id);
+    api(&s, "POST", q, "{\"from\": \"/work/src/main.py\", \"to\": \"/work/src/app.py\"}", 200, &r);
+    resp_free(&r);
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/files/list?path=/work&recursive=1", id);
+    api(&s, "GET", q, NULL, 200, &r);
+    _cleanup_free_ char *listing = json_dumps(r.json, 0);
+    ASSERT_CONTAINS(listing, "src/app.py");
+    ASSERT_NOT_CONTAINS(listing, "main.py");
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/v1/sandboxes/%s/run", id);
+    api(&s, "POST", path, "{\"argv\": [\"python3\", \"/work/src/app.py\"]}", 200, &r);
+    ASSERT_EQ_STR(jstr(&r, "stdout"), "hello\n");
+    resp_free(&r);
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/files?path=/work&recursive=1", id);
+    api(&s, "DELETE", q, NULL, 200, &r);
+    resp_free(&r);
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/files/stat?path=/work", id);
+    api(&s, "GET", q, NULL, 404, &r);
+    ASSERT_EQ_STR(err_code(&r), "not_found");
+    resp_free(&r);
+
+    /* usage, tags, list by tag */
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/usage", id);
+    api(&s, "GET", q, NULL, 200, &r);
+    ASSERT_GT_INT(json_real_value(json_object_get(r.json, "cpu_seconds")) * 1e6, 0);
+    ASSERT_GT_INT(jint(&r, "memory_bytes"), 0);
+    resp_free(&r);
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/tags", id);
+    api(&s, "PUT", q, "{\"tags\": {\"team\": \"b\"}}", 200, &r);
+    resp_free(&r);
+    api(&s, "GET", "/v1/sandboxes?tag=team:b", NULL, 200, &r);
+    ASSERT_EQ_INT(json_array_size(json_object_get(r.json, "sandboxes")), 1);
+    resp_free(&r);
+    api(&s, "GET", "/v1/sandboxes?tag=team:a", NULL, 200, &r);
+    ASSERT_EQ_INT(json_array_size(json_object_get(r.json, "sandboxes")), 0);
+    resp_free(&r);
+
+    /* terminate: reason and who; the execs still running end with it */
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/terminate", id);
+    api(&s, "POST", q, NULL, 200, &r);
+    ASSERT_EQ_STR(jstr(&r, "state"), "terminated");
+    ASSERT_EQ_STR(jstr(&r, "reason"), "terminated");
+    ASSERT_EQ_INT(strlen(jstr(&r, "reason_detail")), 16); /* the admin token's id */
+    resp_free(&r);
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/execs/%s", id, b);
+    api(&s, "GET", q, NULL, 200, &r);
+    ASSERT_EQ_STR(jstr(&r, "state"), "exited");
+    resp_free(&r);
+    /* an ended sandbox stays queryable and refuses new work clearly */
+    snprintf(path, sizeof(path), "/v1/sandboxes/%s/run", id);
+    api(&s, "POST", path, "{\"argv\": [\"true\"]}", 409, &r);
+    ASSERT_EQ_STR(err_code(&r), "failed_precondition");
+    resp_free(&r);
+    skiffd_finish(&s);
+}
+
+TEST(every_end_has_a_reason)
+{
+    struct skiffd s;
+    start(&s);
+    char id[64], q[256];
+    struct resp r;
+    /* the entrypoint's exit: "exited" with its code, and its logs */
+    create(&s, "{\"entrypoint\": [\"sh\", \"-c\", \"echo from-entrypoint; exit 4\"]}", id, sizeof(id));
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/wait?timeout=10", id);
+    api(&s, "GET", q, NULL, 200, &r);
+    ASSERT_EQ_STR(jstr(&r, "reason"), "exited");
+    ASSERT_EQ_INT(jint(&r, "exit_code"), 4);
+    resp_free(&r);
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/logs", id);
+    api(&s, "GET", q, NULL, 200, &r);
+    ASSERT_EQ_INT(r.body_len, 16);
+    ASSERT_TRUE(memcmp(r.body, "from-entrypoint\n", 16) == 0);
+    resp_free(&r);
+    /* the sandbox timeout */
+    create(&s, "{\"timeout\": 1}", id, sizeof(id));
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/wait?timeout=10", id);
+    api(&s, "GET", q, NULL, 200, &r);
+    ASSERT_EQ_STR(jstr(&r, "reason"), "timeout");
+    resp_free(&r);
+    /* the idle timeout */
+    create(&s, "{\"idle_timeout\": 1}", id, sizeof(id));
+    api(&s, "GET", q, NULL, 200, &r); /* q still names the previous one: ended */
+    resp_free(&r);
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/wait?timeout=10", id);
+    api(&s, "GET", q, NULL, 200, &r);
+    ASSERT_EQ_STR(jstr(&r, "reason"), "idle");
+    resp_free(&r);
+    /* out of memory */
+    create(&s, "{\"memory\": 32, \"entrypoint\": [\"python3\", \"-c\", \"b = bytearray(400 << 20)\"]}", id,
+           sizeof(id));
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/wait?timeout=20", id);
+    api(&s, "GET", q, NULL, 200, &r);
+    ASSERT_EQ_STR(jstr(&r, "reason"), "oom");
+    resp_free(&r);
+    /* a wait that times out says so and the sandbox runs on */
+    create(&s, "{}", id, sizeof(id));
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/wait?timeout=1", id);
+    api(&s, "GET", q, NULL, 200, &r);
+    ASSERT_TRUE(json_is_true(json_object_get(r.json, "timed_out")));
+    ASSERT_EQ_STR(jstr(&r, "state"), "running");
+    resp_free(&r);
+    skiffd_finish(&s);
+}
+
+TEST(bad_input_is_refused_and_harms_nothing)
+{
+    struct skiffd s;
+    start(&s);
+    char id[64], q[512];
+    struct resp r;
+    create(&s, "{\"name\": \"keep\"}", id, sizeof(id));
+    static const struct {
+        const char *method, *path, *body, *code;
+        int status;
+    } cases[] = {
+        {"POST", "/v1/sandboxes", "{\"bogus\": 1}", "unknown_field", 400},
+        {"POST", "/v1/sandboxes", "{\"memory\": \"lots\"}", "invalid_argument", 400},
+        {"POST", "/v1/sandboxes", "{\"memory\": 1}", "invalid_argument", 400},
+        {"POST", "/v1/sandboxes", "{\"cpu\": -1}", "invalid_argument", 400},
+        {"POST", "/v1/sandboxes", "{\"timeout\": -5}", "invalid_argument", 400},
+        {"POST", "/v1/sandboxes", "{\"pids\": 0}", "invalid_argument", 400},
+        {"POST", "/v1/sandboxes", "{\"entrypoint\": []}", "invalid_argument", 400},
+        {"POST", "/v1/sandboxes", "{\"entrypoint\": [1, 2]}", "invalid_argument", 400},
+        {"POST", "/v1/sandboxes", "{\"image\": \"relative/rootfs\"}", "invalid_argument", 400},
+        {"POST", "/v1/sandboxes", "{\"image\": \"/nonexistent/rootfs\"}", "not_found", 404},
+        {"POST", "/v1/sandboxes", "{\"name\": \"keep\"}", "already_exists", 409},
+        {"POST", "/v1/sandboxes", "{\"name\": \"bad name!\"}", "invalid_argument", 400},
+        {"POST", "/v1/sandboxes", "{\"tags\": {\"k\": 1}}", "invalid_argument", 400},
+        {"POST", "/v1/sandboxes", "not json", "invalid_json", 400},
+        {"GET", "/v1/sandboxes/sb-0000000000000000", NULL, "not_found", 404},
+        {"POST", "/v1/sandboxes/sb-0000000000000000/run", "{\"argv\": [\"true\"]}", "not_found", 404},
+        {"GET", "/v1/sandboxes?limit=0", NULL, "invalid_argument", 400},
+        {"GET", "/v1/sandboxes?cursor=garbage", NULL, "invalid_argument", 400},
+        {"GET", "/v1/sandboxes?tag=nocolon", NULL, "invalid_argument", 400},
+    };
+    for (size_t i = 0; i < SK_ARRAY_SIZE(cases); i++) {
+        request(&s, cases[i].method, cases[i].path, s.token, cases[i].body, &r);
+        if (r.status != cases[i].status || strcmp(err_code(&r), cases[i].code) != 0)
+            FAIL("%s %s %s: %d %s, want %d %s", cases[i].method, cases[i].path, cases[i].body ? cases[i].body : "",
+                 r.status, err_code(&r), cases[i].status, cases[i].code);
+        resp_free(&r);
+    }
+    static const struct {
+        const char *method, *suffix, *body, *code;
+        int status;
+    } per_box[] = {
+        {"POST", "/run", "{\"argv\": []}", "invalid_argument", 400},
+        {"POST", "/run", "{\"argv\": [\"true\"], \"workdir\": \"relative\"}", "invalid_argument", 400},
+        {"POST", "/run", "{\"argv\": [\"true\"], \"env\": {\"A=B\": \"x\"}}", "invalid_argument", 400},
+        {"POST", "/execs/ex-0000000000000000/signal", "{\"signal\": 9}", "not_found", 404},
+        {"GET", "/files?path=/nonexistent", NULL, "not_found", 404},
+        {"GET", "/files", NULL, "invalid_argument", 400},
+        {"GET", "/files?path=/tmp", NULL, "invalid_argument", 400},
+    };
+    for (size_t i = 0; i < SK_ARRAY_SIZE(per_box); i++) {
+        snprintf(q, sizeof(q), "/v1/sandboxes/%s%s", id, per_box[i].suffix);
+        request(&s, per_box[i].method, q, s.token, per_box[i].body, &r);
+        if (r.status != per_box[i].status || strcmp(err_code(&r), per_box[i].code) != 0)
+            FAIL("%s %s: %d %s, want %d %s", per_box[i].method, q, r.status, err_code(&r), per_box[i].status,
+                 per_box[i].code);
+        resp_free(&r);
+    }
+    /* hostile paths stay inside the sandbox: its own /etc/passwd, never the host's */
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/run", id);
+    api(&s, "POST", q, "{\"argv\": [\"ln\", \"-s\", \"/etc/passwd\", \"/tmp/evil\"]}", 200, &r);
+    resp_free(&r);
+    _cleanup_free_ char *host_before = read_text("/etc/passwd");
+    static const char *const hostile[] = {"/tmp/evil", "/../../../../etc/passwd", "../../etc/passwd",
+                                          "/proc/1/root/etc/passwd"};
+    for (size_t i = 0; i < SK_ARRAY_SIZE(hostile); i++) {
+        snprintf(q, sizeof(q), "/v1/sandboxes/%s/files?path=%s", id, hostile[i]);
+        request(&s, "GET", q, s.token, NULL, &r);
+        if (r.status == 200)
+            ASSERT_TRUE(r.body_len < 4 || strstr(r.body, "daemon:") == NULL);
+        resp_free(&r);
+        request(&s, "PUT", q, s.token, "pwned\n", &r);
+        resp_free(&r);
+    }
+    _cleanup_free_ char *host_after = read_text("/etc/passwd");
+    ASSERT_EQ_STR(host_after, host_before);
+    /* the sandbox that was there all along is untouched */
+    api(&s, "GET", "/v1/sandboxes/keep", NULL, 200, &r);
+    ASSERT_EQ_STR(jstr(&r, "state"), "running");
+    resp_free(&r);
+    skiffd_finish(&s);
+}
+
+/* 50 sandboxes created and used at once by 5 clients. */
+TEST_TIMEOUT(fifty_concurrent_creates_and_execs, 180)
+{
+    struct skiffd s;
+    start(&s);
+    pid_t kids[5];
+    for (int k = 0; k < 5; k++) {
+        kids[k] = fork();
+        if (kids[k] == 0) {
+            for (int i = 0; i < 10; i++) {
+                struct resp r;
+                request(&s, "POST", "/v1/sandboxes", s.token, "{\"memory\": 128}", &r);
+                if (r.status != 201)
+                    _exit(10 + i);
+                char q[256];
+                snprintf(q, sizeof(q), "/v1/sandboxes/%s/run", jstr(&r, "id"));
+                resp_free(&r);
+                char body[128];
+                snprintf(body, sizeof(body), "{\"argv\": [\"sh\", \"-c\", \"echo $((%d * 100 + %d))\"]}", k, i);
+                request(&s, "POST", q, s.token, body, &r);
+                char want[32];
+                snprintf(want, sizeof(want), "%d\n", k * 100 + i);
+                if (r.status != 200 || strcmp(jstr(&r, "stdout"), want) != 0)
+                    _exit(30 + i);
+                resp_free(&r);
+            }
+            _exit(0);
+        }
+    }
+    for (int k = 0; k < 5; k++) {
+        int status;
+        waitpid(kids[k], &status, 0);
+        ASSERT_EQ_INT(WEXITSTATUS(status), 0);
+    }
+    struct resp r;
+    api(&s, "GET", "/v1/sandboxes?state=running&limit=1000", NULL, 200, &r);
+    ASSERT_EQ_INT(json_array_size(json_object_get(r.json, "sandboxes")), 50);
+    resp_free(&r);
+    skiffd_finish(&s);
+}
+
+static long rss_kib(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    _cleanup_free_ char *st = read_text(path);
+    const char *p = st ? strstr(st, "VmRSS:") : NULL;
+    return p ? strtol(p + 6, NULL, 10) : -1;
+}
+
+/* 100 MB of output through a slow reader: the daemon's memory does not grow
+ * with it (output goes to a file; the stream follows the file). */
+TEST_TIMEOUT(large_output_through_a_slow_reader_keeps_memory_flat, 120)
+{
+    struct skiffd s;
+    start(&s);
+    char id[64], q[256];
+    create(&s, "{}", id, sizeof(id));
+    long rss0 = rss_kib(s.pid);
+    struct resp r;
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/execs", id);
+    api(&s, "POST", q, "{\"argv\": [\"head\", \"-c\", \"100000000\", \"/dev/zero\"]}", 201, &r);
+    char path[256];
+    snprintf(path, sizeof(path), "/v1/sandboxes/%s/execs/%s/output", id, jstr(&r, "id"));
+    resp_free(&r);
+    int fd = connect_to(&s, NULL);
+    send_request(fd, "GET", path, s.token, NULL, 0, false);
+    char buf[65536];
+    size_t total = 0;
+    long peak = rss0;
+    for (int i = 0;; i++) {
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n <= 0)
+            break;
+        total += (size_t)n;
+        if (i % 64 == 0) {
+            usleep(2000); /* a slow reader */
+            long rss = rss_kib(s.pid);
+            if (rss > peak)
+                peak = rss;
+        }
+        if (memmem(buf, (size_t)n, "\r\n0\r\n\r\n", 7) != NULL)
+            break;
+    }
+    close(fd);
+    ASSERT_GT_INT(total, 100000000);
+    ASSERT_LT_INT(peak - rss0, 32 * 1024);
+    skiffd_finish(&s);
+}
+
+/* kill -9 of skiffd: after the restart the sandbox it ran is recorded as
+ * lost, and nothing of it is left behind. */
+TEST_TIMEOUT(crash_and_restart_records_lost_and_leaves_nothing, 120)
+{
+    struct skiffd s;
+    start(&s);
+    char id[64], q[256];
+    create(&s, "{\"name\": \"survivor\"}", id, sizeof(id));
+    kill(s.pid, SIGKILL);
+    waitpid(s.pid, NULL, 0);
+    s.pid = 0;
+    skiffd_start(&s);
+    struct resp r;
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s", id);
+    api(&s, "GET", q, NULL, 200, &r);
+    ASSERT_EQ_STR(jstr(&r, "state"), "terminated");
+    ASSERT_EQ_STR(jstr(&r, "reason"), "lost");
+    resp_free(&r);
+    /* its cgroup (and with it every process) is gone */
+    struct sk_test_output o;
+    const char *argv[] = {"/bin/sh", "-c", "for d in /sys/fs/cgroup/*/skiff-*/sb-* /sys/fs/cgroup/skiff-*/sb-*; do "
+                                           "[ -d \"$d\" ] && echo \"$d\"; done; exit 0",
+                          NULL};
+    ASSERT_EQ_INT(sk_test_run(argv, NULL, NULL, 10, &o), 0);
+    ASSERT_NOT_CONTAINS(o.out, id);
+    sk_test_output_free(&o);
+    skiffd_finish(&s);
+}
