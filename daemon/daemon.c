@@ -259,6 +259,27 @@ static int build_router(struct sk_daemon *d, struct sk_error *err)
     return sk_router_new(d->routes, n, &d->router, err);
 }
 
+/* Metrics fed by the sandbox manager. */
+static void on_sandbox_change(void *ctx, const struct sk_sandbox_rec *rec)
+{
+    struct sk_daemon *d = ctx;
+    if (rec->state != NULL && strcmp(rec->state, "running") == 0) {
+        d->n_running++;
+    } else {
+        if (d->n_running > 0)
+            d->n_running--;
+        sk_metric_inc(d->m.sandbox_terminations, rec->reason ? rec->reason : "unknown");
+    }
+    sk_metric_set(d->m.sandboxes, "running", (double)d->n_running);
+}
+
+static void on_exec_end(void *ctx, const struct sk_exec_rec *rec)
+{
+    struct sk_daemon *d = ctx;
+    if (rec->ended_at > 0 && rec->created_at > 0 && rec->ended_at >= rec->created_at)
+        sk_metric_observe(d->m.exec_duration, NULL, (double)(rec->ended_at - rec->created_at) / 1000.0);
+}
+
 int sk_daemon_init(struct sk_daemon *d, const struct sk_daemon_config *cfg, struct sk_error *err)
 {
     memset(d, 0, sizeof(*d));
@@ -307,7 +328,12 @@ int sk_daemon_init(struct sk_daemon *d, const struct sk_daemon_config *cfg, stru
     if (r < 0)
         return sk_error_prefix(err, "sandbox runtime");
     sk_loop_adapter_init(&d->loop_ops, d->loop);
-    struct sk_sched_config sc = {.data_dir = d->data_dir};
+    struct sk_sched_config sc = {
+        .data_dir = d->data_dir,
+        .on_sandbox = on_sandbox_change,
+        .on_exec_end = on_exec_end,
+        .observer_ctx = d,
+    };
     r = sk_sched_new(d->rt, d->store, &d->loop_ops.ops, &sc, &d->sched, err);
     if (r < 0)
         return sk_error_prefix(err, "sandbox manager");

@@ -66,6 +66,7 @@ struct sk_daemon {
     struct sk_runtime *rt;            /* sandboxes' runtime (<data_dir>/runtime) */
     struct sk_loop_adapter loop_ops;  /* the loop as lib/sched sees it */
     struct sk_sched *sched;           /* API sandboxes and execs */
+    size_t n_running;                 /* for skiff_sandboxes{state="running"} */
     bool stopping;
     struct sk_loop_timer stop_timer;
 };

@@ -129,6 +129,9 @@ struct sk_sched {
     struct watcher *watchers;
     uint64_t next_watcher_id;
     uint64_t dispatch_timer, retention_timer;
+    void (*on_sandbox)(void *ctx, const struct sk_sandbox_rec *rec);
+    void (*on_exec_end)(void *ctx, const struct sk_exec_rec *rec);
+    void *observer_ctx;
     bool freeing;
     char *buf; /* READ_CHUNK bytes */
 };
@@ -900,6 +903,8 @@ static void exec_finish(struct sched_exec *x)
     struct sk_error err = {0};
     if (sk_store_exec_update(s->st, &x->rec, &err) < 0)
         sk_log_error("exec '%s': %s", x->id, err.msg);
+    if (s->on_exec_end != NULL)
+        s->on_exec_end(s->observer_ctx, &x->rec);
     watchers_mark_final(s, W_EXEC, x->id);
     for (struct sched_exec **pp = &e->execs; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == x) {
@@ -990,6 +995,8 @@ static void end_sandbox(struct sched_sandbox *e, const char *reason, const char 
     if (sk_store_sandbox_update(s->st, &e->rec, &err) < 0)
         sk_log_error("sandbox '%s': record its end (%s): %s", e->id, reason, err.msg);
     sk_log_info("sandbox '%s' ended: %s%s%s", e->id, reason, detail ? ": " : "", detail ? detail : "");
+    if (s->on_sandbox != NULL)
+        s->on_sandbox(s->observer_ctx, &e->rec);
     sk_sandbox_free(e->sb);
     e->sb = NULL;
     for (struct sched_sandbox **pp = &s->sandboxes; *pp != NULL; pp = &(*pp)->next) {
@@ -1288,6 +1295,9 @@ int sk_sched_new(struct sk_runtime *rt, struct sk_store *st, const struct sk_loo
         s->default_timeout_ms = s->max_timeout_ms;
     s->retention_ms = cfg->retention_ms > 0 ? cfg->retention_ms : DEFAULT_RETENTION_MS;
     s->max_output = cfg->max_output_bytes > 0 ? cfg->max_output_bytes : DEFAULT_MAX_OUTPUT;
+    s->on_sandbox = cfg->on_sandbox;
+    s->on_exec_end = cfg->on_exec_end;
+    s->observer_ctx = cfg->observer_ctx;
     s->buf = xmalloc(READ_CHUNK);
     int ret = sk_mkdir_p(s->sandboxes_dir, 0700, err);
     if (ret < 0) {
@@ -1410,6 +1420,8 @@ static void mark_lost(struct sk_sched *s, struct sk_sandbox_rec *rec)
         sk_log_error("sandbox '%s': record it lost: %s", rec->id, err.msg);
     else
         sk_log_info("sandbox '%s' ended: lost: server restarted", rec->id);
+    if (s->on_sandbox != NULL)
+        s->on_sandbox(s->observer_ctx, rec);
 }
 
 int sk_sched_recover(struct sk_sched *s, struct sk_error *err)
@@ -1609,6 +1621,8 @@ int sk_sched_create(struct sk_sched *s, const struct sk_sandbox_req *req, struct
     if (e->idle_timeout_ms > 0)
         timer_arm(s, &e->idle_timer, e->idle_timeout_ms, on_idle, e);
     sk_log_info("sandbox '%s' running (pid %d)", e->id, (int)sk_sandbox_pid(sb));
+    if (s->on_sandbox != NULL)
+        s->on_sandbox(s->observer_ctx, &e->rec);
     sandbox_rec_copy(out, &e->rec);
     return 0;
 }

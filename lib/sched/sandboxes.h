@@ -60,6 +60,12 @@ struct sk_sched_config {
     int64_t max_timeout_ms;     /* 0: no maximum */
     int64_t retention_ms;       /* how long ended sandboxes stay queryable; 0: 24 h */
     int64_t max_output_bytes;   /* per exec stream; 0: 1 GiB */
+    /* Optional observers (metrics), called on the loop after the change is
+     * stored: a sandbox started ("running") or ended ("terminated", with its
+     * reason), an exec ended. They must not call back into the manager. */
+    void (*on_sandbox)(void *ctx, const struct sk_sandbox_rec *rec);
+    void (*on_exec_end)(void *ctx, const struct sk_exec_rec *rec);
+    void *observer_ctx;
 };
 
 #define SK_EXEC_ID_LEN 19 /* "ex-" + 16 hex */

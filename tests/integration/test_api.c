@@ -266,6 +266,16 @@ TEST(every_end_has_a_reason)
     api(&s, "GET", q, NULL, 200, &r);
     ASSERT_EQ_STR(jstr(&r, "reason"), "oom");
     resp_free(&r);
+    /* the metrics saw every end and every start */
+    api(&s, "GET", "/metrics", NULL, 200, &r);
+    ASSERT_CONTAINS(r.body, "skiff_sandbox_terminations_total{reason=\"exited\"} 1");
+    ASSERT_CONTAINS(r.body, "skiff_sandbox_terminations_total{reason=\"timeout\"} 1");
+    ASSERT_CONTAINS(r.body, "skiff_sandbox_terminations_total{reason=\"idle\"} 1");
+    ASSERT_CONTAINS(r.body, "skiff_sandbox_terminations_total{reason=\"oom\"} 1");
+    ASSERT_CONTAINS(r.body, "skiff_sandbox_creates_total 4");
+    ASSERT_CONTAINS(r.body, "skiff_sandboxes{state=\"running\"} 0");
+    ASSERT_CONTAINS(r.body, "skiff_exec_duration_seconds_count");
+    resp_free(&r);
     /* a wait that times out says so and the sandbox runs on */
     create(&s, "{}", id, sizeof(id));
     snprintf(q, sizeof(q), "/v1/sandboxes/%s/wait?timeout=1", id);
@@ -466,6 +476,9 @@ TEST_TIMEOUT(crash_and_restart_records_lost_and_leaves_nothing, 120)
     api(&s, "GET", q, NULL, 200, &r);
     ASSERT_EQ_STR(jstr(&r, "state"), "terminated");
     ASSERT_EQ_STR(jstr(&r, "reason"), "lost");
+    resp_free(&r);
+    api(&s, "GET", "/metrics", NULL, 200, &r);
+    ASSERT_CONTAINS(r.body, "skiff_sandbox_terminations_total{reason=\"lost\"} 1");
     resp_free(&r);
     /* its cgroup (and with it every process) is gone */
     struct sk_test_output o;
