@@ -14,20 +14,28 @@
 #include "proto/proto.h"
 
 #define SK_INIT_CTL_FD 3
+/* In a persistent sandbox: a listening SOCK_SEQPACKET socket on which a new
+ * owner connects after the previous connection ended (docs/protocol.md). */
+#define SK_INIT_LISTEN_FD 4
 #define SK_INIT_PROCS_MAX 1024     /* tracked processes at once */
 #define SK_INIT_WRITES_MAX 64      /* open WRITE_BEGIN handles at once */
 #define SK_INIT_TREE_DEPTH_MAX 128 /* directory levels for recursive LIST/REMOVE */
 #define SK_INIT_LIST_ENTRIES_MAX 1000000
 #define SK_INIT_DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
 
-/* A process started by SPAWN, tracked until it is reaped. */
+/* A process started by SPAWN, tracked until it is reaped, or in a
+ * persistent sandbox until the host RELEASEs its EXIT. */
 struct sk_init_proc {
     struct sk_init_proc *next;
     uint32_t id;
-    pid_t pid;
+    pid_t pid; /* meaningless once exited: the number may be reused */
+    uint32_t flags;
     int pty_fd;          /* our copy of the PTY master (for RESIZE), or -1 */
     int64_t deadline_ns; /* CLOCK_MONOTONIC; 0 = no timeout */
     bool timed_out;
+    bool exited; /* reaped; `status` holds its wait status */
+    int status;
+    uint64_t exit_seq; /* order of reaping, for re-sending EXITs in order */
 };
 
 /* An open WRITE_BEGIN: a temp file next to its target. */
@@ -41,12 +49,16 @@ struct sk_init_write {
 };
 
 struct sk_init {
-    int ctl_fd;  /* control socket to the host */
-    int root_fd; /* O_PATH dirfd every file operation resolves in */
-    int sig_fd;  /* signalfd for SIGCHLD */
+    int ctl_fd;    /* control connection to the host; -1 while none (persistent) */
+    int listen_fd; /* persistent sandboxes: where the next owner connects; else -1 */
+    int root_fd;   /* O_PATH dirfd every file operation resolves in */
+    int sig_fd;    /* signalfd for SIGCHLD */
     int ep_fd;
-    bool host_gone; /* the control socket is closed or broken: shut down */
+    bool host_gone;   /* shut down: the connection ended and we are not persistent */
+    bool conn_broken; /* a send on ctl_fd failed: drop the connection */
+    bool conn_hello;  /* the current connection has said HELLO */
     uint32_t next_proc_id;
+    uint64_t next_exit_seq;
     uint32_t next_handle;
     struct sk_init_proc *procs;
     size_t n_procs;
@@ -57,8 +69,9 @@ struct sk_init {
 };
 
 /* main.c */
-/* sk_init_send - encode and send `msg` with fds (which stay open here). On a
- * broken socket sets host_gone. */
+/* sk_init_send - encode and send `msg` with fds (which stay open here) on
+ * the current connection. -EPIPE when there is none; on a broken socket sets
+ * conn_broken (and host_gone unless persistent). */
 int sk_init_send(struct sk_init *init, const struct sk_proto_msg *msg, const int *fds, size_t nfds);
 /* sk_init_reply_ok - OK(handle) to request `id`, with one fd when fd >= 0. */
 int sk_init_reply_ok(struct sk_init *init, uint32_t id, uint32_t handle, int fd);
@@ -67,16 +80,26 @@ int sk_init_reply_error(struct sk_init *init, uint32_t id, const struct sk_error
 
 /* proc.c - each handler replies itself on success and returns < 0 with `err`
  * set when main.c should reply ERROR. */
-int sk_init_spawn(struct sk_init *init, const struct sk_proto_msg *m, struct sk_error *err);
+/* sk_init_spawn - `fds` are the request's (nfds of them); it closes them
+ * (setting -1) as soon as the child has its copies, before replying. The
+ * caller closes whatever is left >= 0. */
+int sk_init_spawn(struct sk_init *init, const struct sk_proto_msg *m, int *fds, size_t nfds, struct sk_error *err);
 int sk_init_signal(struct sk_init *init, const struct sk_proto_msg *m, struct sk_error *err);
 int sk_init_resize(struct sk_init *init, const struct sk_proto_msg *m, struct sk_error *err);
-/* sk_init_reap - reap every exited child; send EXIT for tracked ones. */
+int sk_init_list_procs(struct sk_init *init, const struct sk_proto_msg *m, struct sk_error *err);
+int sk_init_release(struct sk_init *init, const struct sk_proto_msg *m, struct sk_error *err);
+int sk_init_open_pty(struct sk_init *init, const struct sk_proto_msg *m, struct sk_error *err);
+/* sk_init_reap - reap every exited child; send EXIT for tracked ones. In a
+ * persistent sandbox they stay tracked (exited) until RELEASE. */
 void sk_init_reap(struct sk_init *init);
+/* sk_init_resend_exits - send EXIT for every exited, unreleased process, in
+ * the order they ended (after the first HELLO of a new connection). */
+void sk_init_resend_exits(struct sk_init *init);
 /* sk_init_expire - SIGKILL processes whose timeout has passed. */
 void sk_init_expire(struct sk_init *init);
 /* sk_init_next_timeout_ms - epoll timeout until the next deadline, -1 = none. */
 int sk_init_next_timeout_ms(const struct sk_init *init);
-/* sk_init_kill_all - SIGKILL every tracked process group (shutdown). */
+/* sk_init_kill_all - SIGKILL every running tracked process group (shutdown). */
 void sk_init_kill_all(struct sk_init *init);
 
 /* files.c - same convention as proc.c. */

@@ -1,4 +1,5 @@
-/* proc.c - SPAWN, SIGNAL, RESIZE, reaping and per-process timeouts. */
+/* proc.c - SPAWN, SIGNAL, RESIZE, LIST_PROCS, RELEASE, OPEN_PTY, reaping
+ * and per-process timeouts. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -15,6 +16,9 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "init.h"
+
+/* One PROCS reply lists every tracked process. */
+_Static_assert(SK_INIT_PROCS_MAX <= SK_PROTO_PROCS_MAX, "PROCS must hold every tracked process");
 
 /* What a child reports through its error pipe when it cannot exec. */
 enum child_stage { STAGE_SETUP = 1, STAGE_CHDIR = 2, STAGE_EXEC = 3 };
@@ -179,6 +183,22 @@ static struct sk_init_proc *find_proc(struct sk_init *init, uint32_t id)
     return NULL;
 }
 
+/* find_running - a tracked process that has not been reaped: only then is
+ * its pid still its own. */
+static struct sk_init_proc *find_running(struct sk_init *init, uint32_t id, struct sk_error *err)
+{
+    struct sk_init_proc *p = find_proc(init, id);
+    if (p == NULL) {
+        sk_error_setv(err, ESRCH, "no process %u", id);
+        return NULL;
+    }
+    if (p->exited) {
+        sk_error_setv(err, ESRCH, "process %u has exited", id);
+        return NULL;
+    }
+    return p;
+}
+
 /* The fds of one spawn, -1 where absent. host_* go to the host. */
 struct spawn_fds {
     int child_in, child_out, child_err, slave;
@@ -226,17 +246,21 @@ static int open_pty(struct spawn_fds *f, uint16_t rows, uint16_t cols, struct sk
     return 0;
 }
 
-static int open_pipes(struct spawn_fds *f, bool want_stdin, struct sk_error *err)
+/* open_pipes - stdin (a pipe or /dev/null) and, unless the host passed its
+ * own, stdout and stderr pipes. */
+static int open_pipes(struct spawn_fds *f, bool want_stdin, bool want_output, struct sk_error *err)
 {
     int p[2];
-    if (pipe2(p, O_CLOEXEC) < 0)
-        return sk_error_set(err, errno, "pipe");
-    f->host_out = p[0];
-    f->child_out = p[1];
-    if (pipe2(p, O_CLOEXEC) < 0)
-        return sk_error_set(err, errno, "pipe");
-    f->host_err = p[0];
-    f->child_err = p[1];
+    if (want_output) {
+        if (pipe2(p, O_CLOEXEC) < 0)
+            return sk_error_set(err, errno, "pipe");
+        f->host_out = p[0];
+        f->child_out = p[1];
+        if (pipe2(p, O_CLOEXEC) < 0)
+            return sk_error_set(err, errno, "pipe");
+        f->host_err = p[0];
+        f->child_err = p[1];
+    }
     if (want_stdin) {
         if (pipe2(p, O_CLOEXEC) < 0)
             return sk_error_set(err, errno, "pipe");
@@ -286,11 +310,44 @@ static int64_t deadline_after(int64_t timeout_ms)
     return sk_now_ns() + timeout_ms * 1000000;
 }
 
-int sk_init_spawn(struct sk_init *init, const struct sk_proto_msg *m, struct sk_error *err)
+/* check_output_fd - an fd the host passed for the child's stdout or stderr
+ * must be a writable regular file or pipe: never a directory, a device (a
+ * host terminal would let the sandbox inject input) or a socket. */
+static int check_output_fd(int fd, const char *what, struct sk_error *err)
+{
+    struct stat st;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fstat(fd, &st) < 0)
+        return sk_error_set(err, errno, "spawn: %s fd", what);
+    if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode))
+        return sk_error_setv(err, EINVAL, "spawn: %s fd is neither a regular file nor a pipe", what);
+    if ((fl & O_ACCMODE) != O_WRONLY && (fl & O_ACCMODE) != O_RDWR)
+        return sk_error_setv(err, EINVAL, "spawn: %s fd is not open for writing", what);
+    return 0;
+}
+
+static size_t count_exited(const struct sk_init *init)
+{
+    size_t n = 0;
+    for (const struct sk_init_proc *p = init->procs; p != NULL; p = p->next)
+        n += p->exited;
+    return n;
+}
+
+int sk_init_spawn(struct sk_init *init, const struct sk_proto_msg *m, int *fds, size_t nfds, struct sk_error *err)
 {
     int r;
+    bool host_output = m->u.spawn.flags & SK_PROTO_SPAWN_OUTPUT_FDS;
+    if (host_output && nfds != 2)
+        return sk_error_setv(err, EPROTO, "spawn: output fds expected 2 fds, got %zu", nfds);
+    if (!host_output && nfds != 0)
+        return sk_error_setv(err, EPROTO, "spawn: unexpected fds");
+    if (host_output &&
+        ((r = check_output_fd(fds[0], "stdout", err)) < 0 || (r = check_output_fd(fds[1], "stderr", err)) < 0))
+        return r;
     if (init->n_procs >= SK_INIT_PROCS_MAX)
-        return sk_error_setv(err, EAGAIN, "too many processes (%d)", SK_INIT_PROCS_MAX);
+        return sk_error_setv(err, EAGAIN, "too many processes (%d, of which %zu have exited and await RELEASE)",
+                             SK_INIT_PROCS_MAX, count_exited(init));
 
     /* C copies of argv, envp and cwd; bounded by the message size. */
     uint32_t argc = m->u.spawn.argv.count, envc = m->u.spawn.envp.count;
@@ -311,7 +368,7 @@ int sk_init_spawn(struct sk_init *init, const struct sk_proto_msg *m, struct sk_
     bool pty = m->u.spawn.flags & SK_PROTO_SPAWN_PTY;
     struct spawn_fds f = {-1, -1, -1, -1, -1, -1, -1, -1, {-1, -1}};
     r = pty ? open_pty(&f, m->u.spawn.rows, m->u.spawn.cols, err)
-            : open_pipes(&f, m->u.spawn.flags & SK_PROTO_SPAWN_STDIN, err);
+            : open_pipes(&f, m->u.spawn.flags & SK_PROTO_SPAWN_STDIN, !host_output, err);
     if (r < 0)
         goto fail;
     if (pipe2(f.report, O_CLOEXEC) < 0) {
@@ -324,8 +381,12 @@ int sk_init_spawn(struct sk_init *init, const struct sk_proto_msg *m, struct sk_
         .envp = envp,
         .cwd = cwd,
         .in_fd = pty ? f.slave : f.child_in,
-        .out_fd = pty ? f.slave : f.child_out,
-        .err_fd = pty ? f.slave : f.child_err,
+        .out_fd = pty           ? f.slave
+                  : host_output ? fds[0]
+                                : f.child_out,
+        .err_fd = pty           ? f.slave
+                  : host_output ? fds[1]
+                                : f.child_err,
         .pty_slave = pty ? f.slave : -1,
         .report_fd = f.report[1],
     };
@@ -342,6 +403,9 @@ int sk_init_spawn(struct sk_init *init, const struct sk_proto_msg *m, struct sk_
     sk_close(&f.child_out);
     sk_close(&f.child_err);
     sk_close(&f.slave);
+    /* The host's output fds are the child's business now: keep none. */
+    for (size_t i = 0; host_output && i < nfds; i++)
+        sk_close(&fds[i]);
     r = wait_exec(f.report[0], pid, argv[0], cwd, err);
     if (r < 0)
         goto fail;
@@ -351,6 +415,7 @@ int sk_init_spawn(struct sk_init *init, const struct sk_proto_msg *m, struct sk_
     if (init->next_proc_id == 0)
         init->next_proc_id = 1;
     p->pid = pid;
+    p->flags = m->u.spawn.flags;
     p->pty_fd = steal_fd(&f.master); /* kept for RESIZE; the host gets its own copy */
     p->deadline_ns = deadline_after(m->u.spawn.timeout_ms);
     p->next = init->procs;
@@ -360,22 +425,24 @@ int sk_init_spawn(struct sk_init *init, const struct sk_proto_msg *m, struct sk_
     struct sk_proto_msg ok = {.type = SK_PROTO_SPAWN_OK, .id = m->id};
     ok.u.spawn_ok.proc_id = p->id;
     ok.u.spawn_ok.pid = (uint32_t)pid;
-    int fds[SK_PROTO_MAX_FDS];
-    size_t nfds = 0;
+    int out[SK_PROTO_MAX_FDS];
+    size_t nout = 0;
     if (pty) {
         ok.u.spawn_ok.fds = SK_PROTO_FD_PTY;
-        fds[nfds++] = p->pty_fd;
+        out[nout++] = p->pty_fd;
     } else {
         if (f.host_in >= 0) {
             ok.u.spawn_ok.fds |= SK_PROTO_FD_STDIN;
-            fds[nfds++] = f.host_in;
+            out[nout++] = f.host_in;
         }
-        ok.u.spawn_ok.fds |= SK_PROTO_FD_STDOUT | SK_PROTO_FD_STDERR;
-        fds[nfds++] = f.host_out;
-        fds[nfds++] = f.host_err;
+        if (!host_output) {
+            ok.u.spawn_ok.fds |= SK_PROTO_FD_STDOUT | SK_PROTO_FD_STDERR;
+            out[nout++] = f.host_out;
+            out[nout++] = f.host_err;
+        }
     }
     sk_log_debug("spawned '%s' as %u (pid %d)", argv[0], p->id, (int)pid);
-    if (sk_init_send(init, &ok, fds, nfds) < 0) {
+    if (sk_init_send(init, &ok, out, nout) < 0) {
         kill(-pid, SIGKILL);
         kill(pid, SIGKILL);
     }
@@ -389,9 +456,9 @@ fail:
 
 int sk_init_signal(struct sk_init *init, const struct sk_proto_msg *m, struct sk_error *err)
 {
-    struct sk_init_proc *p = find_proc(init, m->u.signal.proc_id);
+    struct sk_init_proc *p = find_running(init, m->u.signal.proc_id, err);
     if (p == NULL)
-        return sk_error_setv(err, ESRCH, "no process %u", m->u.signal.proc_id);
+        return -ESRCH;
     /* Not yet reaped, so the pid cannot have been reused. */
     if (kill(p->pid, (int)m->u.signal.signo) < 0)
         return sk_error_set(err, errno, "signal %u to process %u", m->u.signal.signo, p->id);
@@ -401,9 +468,9 @@ int sk_init_signal(struct sk_init *init, const struct sk_proto_msg *m, struct sk
 
 int sk_init_resize(struct sk_init *init, const struct sk_proto_msg *m, struct sk_error *err)
 {
-    struct sk_init_proc *p = find_proc(init, m->u.resize.proc_id);
+    struct sk_init_proc *p = find_running(init, m->u.resize.proc_id, err);
     if (p == NULL)
-        return sk_error_setv(err, ESRCH, "no process %u", m->u.resize.proc_id);
+        return -ESRCH;
     if (p->pty_fd < 0)
         return sk_error_setv(err, ENOTTY, "process %u has no pty", p->id);
     struct winsize ws = {.ws_row = m->u.resize.rows, .ws_col = m->u.resize.cols};
@@ -413,20 +480,27 @@ int sk_init_resize(struct sk_init *init, const struct sk_proto_msg *m, struct sk
     return 0;
 }
 
-static void report_exit(struct sk_init *init, struct sk_init_proc *p, int status)
+/* exit_fields - a wait status as EXIT (and PROCS) report it. */
+static void exit_fields(int status, int32_t *code, uint32_t *signo, bool *core)
+{
+    *code = 0;
+    *signo = 0;
+    *core = false;
+    if (WIFEXITED(status)) {
+        *code = WEXITSTATUS(status);
+    } else if (WIFSIGNALED(status)) {
+        *signo = (uint32_t)WTERMSIG(status);
+        *code = 128 + WTERMSIG(status);
+        *core = WCOREDUMP(status);
+    }
+}
+
+static void report_exit(struct sk_init *init, const struct sk_init_proc *p)
 {
     struct sk_proto_msg ev = {.type = SK_PROTO_EXIT, .id = 0};
     ev.u.exit.proc_id = p->id;
     ev.u.exit.timed_out = p->timed_out;
-    if (WIFEXITED(status)) {
-        ev.u.exit.exit_code = WEXITSTATUS(status);
-    } else if (WIFSIGNALED(status)) {
-        ev.u.exit.signo = (uint32_t)WTERMSIG(status);
-        ev.u.exit.exit_code = 128 + WTERMSIG(status);
-        ev.u.exit.core_dumped = WCOREDUMP(status);
-    }
-    sk_log_debug("process %u (pid %d) ended: code %d signal %u", p->id, (int)p->pid, ev.u.exit.exit_code,
-                 ev.u.exit.signo);
+    exit_fields(p->status, &ev.u.exit.exit_code, &ev.u.exit.signo, &ev.u.exit.core_dumped);
     sk_init_send(init, &ev, NULL, 0);
 }
 
@@ -439,25 +513,116 @@ void sk_init_reap(struct sk_init *init)
             continue;
         if (pid <= 0)
             return;
+        /* Only running processes own their pid: an exited one kept for
+         * RELEASE may share its old number with this new child. */
         struct sk_init_proc **pp = &init->procs;
-        while (*pp != NULL && (*pp)->pid != pid)
+        while (*pp != NULL && ((*pp)->exited || (*pp)->pid != pid))
             pp = &(*pp)->next;
         struct sk_init_proc *p = *pp;
         if (p == NULL)
             continue; /* an orphan we inherited */
+        p->exited = true;
+        p->status = status;
+        p->exit_seq = init->next_exit_seq++;
+        sk_close(&p->pty_fd);
+        sk_log_debug("process %u (pid %d) ended with status 0x%x", p->id, (int)pid, (unsigned)status);
+        report_exit(init, p);
+        /* A persistent sandbox keeps the record until the host RELEASEs it,
+         * so an owner that dies before it has stored the EXIT (or while
+         * nobody is connected) loses nothing. */
+        if (init->listen_fd >= 0)
+            continue;
         *pp = p->next;
         init->n_procs--;
-        report_exit(init, p, status);
-        sk_close(&p->pty_fd);
         free(p);
     }
+}
+
+static int by_exit_seq(const void *a, const void *b)
+{
+    const struct sk_init_proc *x = *(const struct sk_init_proc *const *)a;
+    const struct sk_init_proc *y = *(const struct sk_init_proc *const *)b;
+    return x->exit_seq < y->exit_seq ? -1 : x->exit_seq > y->exit_seq;
+}
+
+void sk_init_resend_exits(struct sk_init *init)
+{
+    size_t n = count_exited(init);
+    if (n == 0)
+        return;
+    _cleanup_free_ struct sk_init_proc **v = xcalloc(n, sizeof(*v));
+    size_t i = 0;
+    for (struct sk_init_proc *p = init->procs; p != NULL && i < n; p = p->next)
+        if (p->exited)
+            v[i++] = p;
+    qsort(v, i, sizeof(*v), by_exit_seq);
+    for (size_t k = 0; k < i; k++)
+        report_exit(init, v[k]);
+}
+
+int sk_init_list_procs(struct sk_init *init, const struct sk_proto_msg *m, struct sk_error *err)
+{
+    (void)err;
+    /* n_procs <= SK_INIT_PROCS_MAX == SK_PROTO_PROCS_MAX: one reply holds all. */
+    _cleanup_free_ struct sk_proto_proc *items = xcalloc(init->n_procs ? init->n_procs : 1, sizeof(*items));
+    size_t n = 0;
+    for (const struct sk_init_proc *p = init->procs; p != NULL && n < init->n_procs; p = p->next) {
+        struct sk_proto_proc *it = &items[n++];
+        it->proc_id = p->id;
+        it->pid = (uint32_t)p->pid;
+        it->flags = p->flags;
+        it->exited = p->exited;
+        it->timed_out = p->timed_out;
+        if (p->exited)
+            exit_fields(p->status, &it->exit_code, &it->signo, &it->core_dumped);
+    }
+    /* The list is newest first; report in the order they were started. */
+    for (size_t a = 0, b = n ? n - 1 : 0; a < b; a++, b--) {
+        struct sk_proto_proc t = items[a];
+        items[a] = items[b];
+        items[b] = t;
+    }
+    struct sk_proto_msg r = {.type = SK_PROTO_PROCS, .id = m->id};
+    r.u.procs.count = (uint32_t)n;
+    r.u.procs.items = items;
+    sk_init_send(init, &r, NULL, 0);
+    return 0;
+}
+
+int sk_init_release(struct sk_init *init, const struct sk_proto_msg *m, struct sk_error *err)
+{
+    uint32_t id = m->u.proc_ref.proc_id;
+    struct sk_init_proc **pp = &init->procs;
+    while (*pp != NULL && (*pp)->id != id)
+        pp = &(*pp)->next;
+    struct sk_init_proc *p = *pp;
+    if (p == NULL)
+        return sk_error_setv(err, ESRCH, "no process %u (already released?)", id);
+    if (!p->exited)
+        return sk_error_setv(err, EBUSY, "process %u is still running", id);
+    *pp = p->next;
+    init->n_procs--;
+    free(p);
+    sk_init_reply_ok(init, m->id, 0, -1);
+    return 0;
+}
+
+int sk_init_open_pty(struct sk_init *init, const struct sk_proto_msg *m, struct sk_error *err)
+{
+    struct sk_init_proc *p = find_running(init, m->u.proc_ref.proc_id, err);
+    if (p == NULL)
+        return -ESRCH;
+    if (p->pty_fd < 0)
+        return sk_error_setv(err, ENOTTY, "process %u has no pty", p->id);
+    sk_init_reply_ok(init, m->id, 0, p->pty_fd);
+    return 0;
 }
 
 void sk_init_expire(struct sk_init *init)
 {
     int64_t now = sk_now_ns();
     for (struct sk_init_proc *p = init->procs; p != NULL; p = p->next) {
-        if (p->deadline_ns == 0 || p->timed_out || now < p->deadline_ns)
+        if (p->exited || p->deadline_ns == 0 || p->timed_out || now < p->deadline_ns)
             continue;
         sk_log_info("process %u (pid %d) timed out", p->id, (int)p->pid);
         /* The process group (it is a session leader) and, should it have
@@ -472,7 +637,7 @@ int sk_init_next_timeout_ms(const struct sk_init *init)
 {
     int64_t now = sk_now_ns(), best = -1;
     for (const struct sk_init_proc *p = init->procs; p != NULL; p = p->next) {
-        if (p->deadline_ns == 0 || p->timed_out)
+        if (p->exited || p->deadline_ns == 0 || p->timed_out)
             continue;
         int64_t left = p->deadline_ns - now;
         if (left < 0)
@@ -489,6 +654,8 @@ int sk_init_next_timeout_ms(const struct sk_init *init)
 void sk_init_kill_all(struct sk_init *init)
 {
     for (struct sk_init_proc *p = init->procs; p != NULL; p = p->next) {
+        if (p->exited)
+            continue;
         kill(-p->pid, SIGKILL);
         kill(p->pid, SIGKILL);
     }

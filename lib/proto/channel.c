@@ -75,6 +75,19 @@ int sk_channel_recv(int fd, void *buf, size_t cap, size_t *len, int *fds, size_t
     do
         n = recvmsg(fd, &mh, flags);
     while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == ECONNRESET) {
+        /* The peer closed with messages of ours unread. Linux reports that
+         * once, ahead of what the peer sent before closing (a last EXIT, or
+         * the ERROR that explains a refused connection): read on. */
+        mh.msg_control = control.buf;
+        mh.msg_controllen = sizeof(control.buf);
+        mh.msg_flags = 0;
+        do
+            n = recvmsg(fd, &mh, flags | MSG_DONTWAIT);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+            return 0;
+    }
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             return sk_error_setv(err, EAGAIN, "no message on control socket");

@@ -24,7 +24,8 @@ int sk_channel_send(int fd, const void *buf, size_t len, const int *fds, size_t 
 /* sk_channel_recv - receive one message into buf (cap bytes) and its fds
  * into fds (at most max_fds; *nfds gets the count, the caller owns them).
  * Returns 1 for a message (*len may be 0 for an empty record), 0 when the
- * peer has closed, -EAGAIN when nonblock and nothing is queued. A record
+ * peer has closed (after every message it sent before closing, also when it
+ * closed with ours unread), -EAGAIN when nonblock and nothing is queued. A record
  * longer than cap gives -EMSGSIZE and one with more fds than fit gives
  * -EPROTO; in both cases *len holds the bytes kept (enough to read the
  * header) and every fd that came with it is already closed. */

@@ -250,6 +250,10 @@ const char *sk_proto_type_name(unsigned type)
         [SK_PROTO_MKDIR] = "MKDIR",
         [SK_PROTO_REMOVE] = "REMOVE",
         [SK_PROTO_RENAME] = "RENAME",
+        [SK_PROTO_LIST_PROCS] = "LIST_PROCS",
+        [SK_PROTO_PROCS] = "PROCS",
+        [SK_PROTO_RELEASE] = "RELEASE",
+        [SK_PROTO_OPEN_PTY] = "OPEN_PTY",
     };
     if (type < SK_ARRAY_SIZE(names) && names[type] != NULL)
         return names[type];
@@ -342,6 +346,61 @@ bool sk_proto_list_next(const struct sk_proto_list_chunk *c, uint32_t *cursor, s
     return true;
 }
 
+static void read_proc(struct sk_proto_reader *r, struct sk_proto_proc *p)
+{
+    p->proc_id = sk_proto_read_u32(r);
+    p->pid = sk_proto_read_u32(r);
+    p->flags = sk_proto_read_u32(r);
+    p->exited = sk_proto_read_bool(r);
+    p->exit_code = (int32_t)sk_proto_read_u32(r);
+    p->signo = sk_proto_read_u32(r);
+    p->timed_out = sk_proto_read_bool(r);
+    p->core_dumped = sk_proto_read_bool(r);
+    if (r->bad)
+        return;
+    if (p->flags & ~SK_PROTO_SPAWN_FLAGS)
+        reader_fail(r, "unknown spawn flags in a process");
+    else if (p->signo > SK_PROTO_SIGNAL_MAX)
+        reader_fail(r, "signal number above 64 in a process");
+    else if (!p->exited && (p->exit_code != 0 || p->signo != 0 || p->core_dumped))
+        reader_fail(r, "a running process with an exit status");
+}
+
+static void write_proc(struct sk_proto_writer *w, const struct sk_proto_proc *p)
+{
+    sk_proto_write_u32(w, p->proc_id);
+    sk_proto_write_u32(w, p->pid);
+    sk_proto_write_u32(w, p->flags);
+    sk_proto_write_bool(w, p->exited);
+    sk_proto_write_u32(w, (uint32_t)p->exit_code);
+    sk_proto_write_u32(w, p->signo);
+    sk_proto_write_bool(w, p->timed_out);
+    sk_proto_write_bool(w, p->core_dumped);
+}
+
+bool sk_proto_procs_next(const struct sk_proto_procs *p, uint32_t *cursor, struct sk_proto_proc *out)
+{
+    if (p->items != NULL) {
+        if (*cursor >= p->count)
+            return false;
+        *out = p->items[*cursor];
+        (*cursor)++;
+        return true;
+    }
+    if (p->raw == NULL || *cursor >= p->raw_len)
+        return false;
+    struct sk_proto_reader r;
+    sk_proto_reader_init(&r, p->raw, p->raw_len);
+    r.off = *cursor;
+    struct sk_proto_proc t;
+    read_proc(&r, &t);
+    if (r.bad)
+        return false;
+    *out = t;
+    *cursor = (uint32_t)r.off;
+    return true;
+}
+
 size_t sk_proto_entry_size(const struct sk_proto_entry *e)
 {
     return 4 + (size_t)e->path.len + 1 + 4 + 8 + 8 + 4 + 4;
@@ -390,6 +449,27 @@ static void read_list_chunk(struct sk_proto_reader *r, struct sk_proto_list_chun
     c->raw_len = (uint32_t)(r->off - start);
 }
 
+static void read_procs(struct sk_proto_reader *r, struct sk_proto_procs *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->count = sk_proto_read_u32(r);
+    if (r->bad)
+        return;
+    if (p->count > SK_PROTO_PROCS_MAX) {
+        reader_fail(r, "too many processes");
+        return;
+    }
+    size_t start = r->off;
+    for (uint32_t i = 0; i < p->count && !r->bad; i++) {
+        struct sk_proto_proc t;
+        read_proc(r, &t);
+    }
+    if (r->bad)
+        return;
+    p->raw = r->p + start;
+    p->raw_len = (uint32_t)(r->off - start);
+}
+
 /* decode_payload - read the payload of `m->type`; structural problems mark
  * the reader, values outside their domain are returned as a description. */
 static const char *decode_payload(struct sk_proto_reader *r, struct sk_proto_msg *m, bool *known)
@@ -424,6 +504,8 @@ static const char *decode_payload(struct sk_proto_reader *r, struct sk_proto_msg
             return "argv is empty or argv[0] is empty";
         if (m->u.spawn.flags & ~SK_PROTO_SPAWN_FLAGS)
             return "unknown spawn flags";
+        if ((m->u.spawn.flags & SK_PROTO_SPAWN_PTY) && (m->u.spawn.flags & SK_PROTO_SPAWN_OUTPUT_FDS))
+            return "pty combined with output fds";
         if (m->u.spawn.timeout_ms < 0)
             return "negative timeout";
         return NULL;
@@ -493,6 +575,10 @@ static const char *decode_payload(struct sk_proto_reader *r, struct sk_proto_msg
         m->u.rename.from = read_path(r);
         m->u.rename.to = read_path(r);
         return NULL;
+    case SK_PROTO_LIST_PROCS: return NULL;
+    case SK_PROTO_PROCS: read_procs(r, &m->u.procs); return NULL;
+    case SK_PROTO_RELEASE:
+    case SK_PROTO_OPEN_PTY: m->u.proc_ref.proc_id = sk_proto_read_u32(r); return NULL;
     default: *known = false; return NULL;
     }
 }
@@ -575,6 +661,21 @@ static void write_list_chunk(struct sk_proto_writer *w, const struct sk_proto_li
     }
 }
 
+static void write_procs(struct sk_proto_writer *w, const struct sk_proto_procs *p)
+{
+    sk_proto_write_u32(w, p->count);
+    if (p->items == NULL) {
+        if (p->raw_len) {
+            uint8_t *d = put(w, p->raw_len);
+            if (d)
+                memcpy(d, p->raw, p->raw_len);
+        }
+        return;
+    }
+    for (uint32_t i = 0; i < p->count; i++)
+        write_proc(w, &p->items[i]);
+}
+
 /* encode_payload - false for an unknown type or a NULL string in a vector. */
 static bool encode_payload(struct sk_proto_writer *w, const struct sk_proto_msg *m)
 {
@@ -649,6 +750,10 @@ static bool encode_payload(struct sk_proto_writer *w, const struct sk_proto_msg 
         sk_proto_write_str(w, m->u.rename.from);
         sk_proto_write_str(w, m->u.rename.to);
         return true;
+    case SK_PROTO_LIST_PROCS: return true;
+    case SK_PROTO_PROCS: write_procs(w, &m->u.procs); return true;
+    case SK_PROTO_RELEASE:
+    case SK_PROTO_OPEN_PTY: sk_proto_write_u32(w, m->u.proc_ref.proc_id); return true;
     default: return false;
     }
 }

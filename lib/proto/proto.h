@@ -37,6 +37,7 @@
 #define SK_PROTO_LIST_MAX 4096  /* entries in one LIST_CHUNK */
 #define SK_PROTO_MAX_FDS 4      /* file descriptors attached to one message */
 #define SK_PROTO_SIGNAL_MAX 64
+#define SK_PROTO_PROCS_MAX 1024 /* processes in one PROCS reply */
 
 /* Message types. The numbers are part of the wire format. */
 enum sk_proto_type {
@@ -60,12 +61,19 @@ enum sk_proto_type {
     SK_PROTO_MKDIR = 18,        /* host -> init, reply OK */
     SK_PROTO_REMOVE = 19,       /* host -> init, reply OK */
     SK_PROTO_RENAME = 20,       /* host -> init, reply OK */
+    SK_PROTO_LIST_PROCS = 21,   /* host -> init, reply PROCS */
+    SK_PROTO_PROCS = 22,        /* init -> host */
+    SK_PROTO_RELEASE = 23,      /* host -> init, reply OK */
+    SK_PROTO_OPEN_PTY = 24,     /* host -> init, reply OK + fd */
 };
 
 /* SPAWN flags */
 #define SK_PROTO_SPAWN_PTY 0x1u
 #define SK_PROTO_SPAWN_STDIN 0x2u
-#define SK_PROTO_SPAWN_FLAGS 0x3u
+/* The request carries two fds, the child's stdout and stderr, instead of
+ * skiff-init creating pipes for them. Not with PTY. */
+#define SK_PROTO_SPAWN_OUTPUT_FDS 0x4u
+#define SK_PROTO_SPAWN_FLAGS 0x7u
 
 /* SPAWN_OK fd mask: which fds are attached, in this order. Either PTY alone
  * or a combination of the three pipes. */
@@ -102,6 +110,29 @@ struct sk_proto_stat {
 struct sk_proto_entry {
     struct sk_proto_str path; /* 1..SK_PROTO_PATH_MAX bytes */
     struct sk_proto_stat st;
+};
+
+/* One process as PROCS reports it. */
+struct sk_proto_proc {
+    uint32_t proc_id;
+    uint32_t pid;   /* in the sandbox's pid namespace */
+    uint32_t flags; /* the SPAWN flags it was started with */
+    bool exited;    /* reaped, its EXIT not yet released */
+    /* Only when exited (zero otherwise, except timed_out, which a running
+     * process has once its timeout passed and the SIGKILL is on its way). */
+    int32_t exit_code;
+    uint32_t signo; /* 0..SK_PROTO_SIGNAL_MAX */
+    bool timed_out;
+    bool core_dumped;
+};
+
+/* A PROCS reply. To encode, set `items`. A decoded one has items == NULL
+ * and `raw`; walk it with sk_proto_procs_next. */
+struct sk_proto_procs {
+    uint32_t count; /* <= SK_PROTO_PROCS_MAX */
+    const struct sk_proto_proc *items;
+    const uint8_t *raw;
+    uint32_t raw_len;
 };
 
 /* A chunk of a listing. To encode, set `items`. A decoded chunk has
@@ -192,6 +223,10 @@ struct sk_proto_msg {
         struct {
             struct sk_proto_str from, to;
         } rename;
+        struct sk_proto_procs procs;
+        struct {
+            uint32_t proc_id;
+        } proc_ref; /* RELEASE and OPEN_PTY */
     } u;
 };
 
@@ -215,6 +250,9 @@ bool sk_proto_strv_next(const struct sk_proto_strv *v, uint32_t *cursor, struct 
 
 /* sk_proto_list_next - iterate the entries of a chunk, like strv_next. */
 bool sk_proto_list_next(const struct sk_proto_list_chunk *c, uint32_t *cursor, struct sk_proto_entry *e);
+
+/* sk_proto_procs_next - iterate the processes of a PROCS, like strv_next. */
+bool sk_proto_procs_next(const struct sk_proto_procs *p, uint32_t *cursor, struct sk_proto_proc *out);
 
 /* sk_proto_entry_size - bytes `e` takes in a LIST_CHUNK payload. */
 size_t sk_proto_entry_size(const struct sk_proto_entry *e);

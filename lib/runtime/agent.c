@@ -106,14 +106,15 @@ static void close_fds(int *fds, size_t n)
         sk_close(&fds[i]);
 }
 
-static int agent_send(struct sk_agent *a, const struct sk_proto_msg *m, int64_t deadline, struct sk_error *err)
+static int agent_send(struct sk_agent *a, const struct sk_proto_msg *m, const int *fds, size_t nfds, int64_t deadline,
+                      struct sk_error *err)
 {
     size_t len;
     int r = sk_proto_encode(m, a->tx, sizeof(a->tx), &len, err);
     if (r < 0)
         return r;
     for (;;) {
-        r = sk_channel_send(a->fd, a->tx, len, NULL, 0, true, err);
+        r = sk_channel_send(a->fd, a->tx, len, fds, nfds, true, err);
         if (r == -EPIPE) {
             a->gone = true;
             return sk_error_setv(err, EPIPE, "skiff-init is gone");
@@ -216,6 +217,12 @@ static int wait_reply(struct sk_agent *a, uint32_t id, int64_t deadline, struct 
             queue_event(a, m);
             continue;
         }
+        /* An ERROR that names no request: skiff-init could not read ours,
+         * or refuses this connection (EBUSY: another owner is connected). */
+        if (m->type == SK_PROTO_ERROR && m->id == 0) {
+            close_fds(fds, *nfds);
+            return error_from_reply(m, err);
+        }
         if (m->id != id) {
             close_fds(fds, *nfds);
             continue;
@@ -239,10 +246,35 @@ static int expect(const struct sk_proto_msg *m, uint8_t type, int *fds, size_t n
                          sk_proto_type_name(m->type), nfds, sk_proto_type_name(type), want);
 }
 
-/* call - send `req` with a fresh id and wait for its reply (see expect);
- * the reply's fds land in out_fds (want_fds of them). */
-static int call(struct sk_agent *a, struct sk_proto_msg *req, int timeout_ms, uint8_t reply_type,
-                struct sk_proto_msg *reply, int *out_fds, size_t want_fds, struct sk_error *err)
+/* gone_because - the send failed with EPIPE: skiff-init may have said why
+ * before it closed (a refused connection: ERROR(EBUSY) with id 0). Read what
+ * it left, keeping EXIT events; its ERROR, if any, becomes ours. */
+static int gone_because(struct sk_agent *a, struct sk_error *err)
+{
+    for (;;) {
+        int fds[SK_PROTO_MAX_FDS];
+        size_t len, nfds = 0;
+        struct sk_proto_msg m;
+        int r = sk_channel_recv(a->fd, a->rx, sizeof(a->rx), &len, fds, SK_PROTO_MAX_FDS, &nfds, true, NULL);
+        if (r <= 0 && r != -EMSGSIZE && r != -EPROTO)
+            break;
+        close_fds(fds, nfds);
+        if (r < 0 || sk_proto_decode(a->rx, len, &m, NULL) < 0 || m.id != 0)
+            continue;
+        if (m.type == SK_PROTO_EXIT)
+            queue_event(a, &m);
+        else if (m.type == SK_PROTO_ERROR)
+            return error_from_reply(&m, err);
+    }
+    return sk_error_setv(err, EPIPE, "skiff-init is gone");
+}
+
+/* call_with_fds - send `req` with a fresh id and `nreq` fds (borrowed) and
+ * wait for its reply (see expect); the reply's fds land in out_fds
+ * (want_fds of them). */
+static int call_with_fds(struct sk_agent *a, struct sk_proto_msg *req, const int *req_fds, size_t nreq, int timeout_ms,
+                         uint8_t reply_type, struct sk_proto_msg *reply, int *out_fds, size_t want_fds,
+                         struct sk_error *err)
 {
     if (a->gone)
         return sk_error_setv(err, EPIPE, "skiff-init is gone");
@@ -250,7 +282,9 @@ static int call(struct sk_agent *a, struct sk_proto_msg *req, int timeout_ms, ui
     if (a->next_id == 0)
         a->next_id = 1; /* 0 is for events */
     int64_t deadline = deadline_in(timeout_ms);
-    int r = agent_send(a, req, deadline, err);
+    int r = agent_send(a, req, req_fds, nreq, deadline, err);
+    if (r == -EPIPE)
+        return gone_because(a, err);
     if (r < 0)
         return r;
     int fds[SK_PROTO_MAX_FDS];
@@ -264,6 +298,13 @@ static int call(struct sk_agent *a, struct sk_proto_msg *req, int timeout_ms, ui
     for (size_t i = 0; i < nfds; i++)
         out_fds[i] = fds[i];
     return 0;
+}
+
+/* call - call_with_fds without fds in the request. */
+static int call(struct sk_agent *a, struct sk_proto_msg *req, int timeout_ms, uint8_t reply_type,
+                struct sk_proto_msg *reply, int *out_fds, size_t want_fds, struct sk_error *err)
+{
+    return call_with_fds(a, req, NULL, 0, timeout_ms, reply_type, reply, out_fds, want_fds, err);
 }
 
 /* check_fd - fd is of file type `type` (S_IFREG, ...) and opened with an
@@ -316,6 +357,8 @@ int sk_agent_spawn(struct sk_agent *a, const struct sk_agent_spawn *s, struct sk
         return sk_error_setv(err, EINVAL, "spawn: argv[0] is missing");
     if (s->timeout_ms < 0)
         return sk_error_setv(err, EINVAL, "spawn: negative timeout");
+    if (s->output_to_fds && (s->pty || s->stdout_fd < 0 || s->stderr_fd < 0))
+        return sk_error_setv(err, EINVAL, "spawn: output fds need two fds and no pty");
     struct sk_proto_msg req = {.type = SK_PROTO_SPAWN}, reply;
     int r = count_strv(s->argv, &req.u.spawn.argv.count, "argv", err);
     if (r < 0)
@@ -329,16 +372,20 @@ int sk_agent_spawn(struct sk_agent *a, const struct sk_agent_spawn *s, struct sk
     req.u.spawn.cwd = sk_proto_str_c(s->cwd);
     if (req.u.spawn.cwd.len > SK_PROTO_PATH_MAX)
         return sk_error_setv(err, ENAMETOOLONG, "spawn: cwd is longer than %d bytes", SK_PROTO_PATH_MAX);
-    req.u.spawn.flags = (s->pty ? SK_PROTO_SPAWN_PTY : 0) | (s->want_stdin ? SK_PROTO_SPAWN_STDIN : 0);
+    req.u.spawn.flags = (s->pty ? SK_PROTO_SPAWN_PTY : 0) | (s->want_stdin ? SK_PROTO_SPAWN_STDIN : 0) |
+                        (s->output_to_fds ? SK_PROTO_SPAWN_OUTPUT_FDS : 0);
     req.u.spawn.rows = s->rows;
     req.u.spawn.cols = s->cols;
     req.u.spawn.timeout_ms = s->timeout_ms;
-    uint32_t want =
-        s->pty ? SK_PROTO_FD_PTY : SK_PROTO_FD_STDOUT | SK_PROTO_FD_STDERR | (s->want_stdin ? SK_PROTO_FD_STDIN : 0);
+    uint32_t want = s->pty ? SK_PROTO_FD_PTY
+                           : (s->output_to_fds ? 0 : SK_PROTO_FD_STDOUT | SK_PROTO_FD_STDERR) |
+                                 (s->want_stdin ? SK_PROTO_FD_STDIN : 0);
     size_t nwant = (size_t)__builtin_popcount(want);
+    int out_fds[2] = {s->stdout_fd, s->stderr_fd};
 
     int fds[SK_PROTO_MAX_FDS] = {-1, -1, -1, -1};
-    r = call(a, &req, a->timeout_ms, SK_PROTO_SPAWN_OK, &reply, fds, nwant, err);
+    r = call_with_fds(a, &req, out_fds, s->output_to_fds ? 2 : 0, a->timeout_ms, SK_PROTO_SPAWN_OK, &reply, fds, nwant,
+                      err);
     if (r < 0) {
         if (err && err->code == EMSGSIZE)
             return sk_error_setv(err, E2BIG, "spawn '%s': argv and envp exceed one message (%d bytes)", s->argv[0],
@@ -353,7 +400,8 @@ int sk_agent_spawn(struct sk_agent *a, const struct sk_agent_spawn *s, struct sk
     } else if (ok) {
         if (s->want_stdin)
             ok = check_fd(fds[i++], S_IFIFO, 1u << O_WRONLY);
-        ok = ok && check_fd(fds[i], S_IFIFO, 1u << O_RDONLY) && check_fd(fds[i + 1], S_IFIFO, 1u << O_RDONLY);
+        if (!s->output_to_fds)
+            ok = ok && check_fd(fds[i], S_IFIFO, 1u << O_RDONLY) && check_fd(fds[i + 1], S_IFIFO, 1u << O_RDONLY);
     }
     if (!ok) {
         close_fds(fds, nwant);
@@ -368,8 +416,10 @@ int sk_agent_spawn(struct sk_agent *a, const struct sk_agent_spawn *s, struct sk
         i = 0;
         if (s->want_stdin)
             out->stdin_fd = fds[i++];
-        out->stdout_fd = fds[i];
-        out->stderr_fd = fds[i + 1];
+        if (!s->output_to_fds) {
+            out->stdout_fd = fds[i];
+            out->stderr_fd = fds[i + 1];
+        }
     }
     return 0;
 }
@@ -391,6 +441,71 @@ int sk_agent_resize(struct sk_agent *a, uint32_t proc_id, uint16_t rows, uint16_
     req.u.resize.rows = rows;
     req.u.resize.cols = cols;
     return call(a, &req, a->timeout_ms, SK_PROTO_OK, &reply, NULL, 0, err);
+}
+
+int sk_agent_list_procs(struct sk_agent *a, struct sk_agent_proc_info **procs, size_t *n, struct sk_error *err)
+{
+    *procs = NULL;
+    *n = 0;
+    struct sk_proto_msg req = {.type = SK_PROTO_LIST_PROCS}, reply;
+    int r = call(a, &req, a->timeout_ms, SK_PROTO_PROCS, &reply, NULL, 0, err);
+    if (r < 0)
+        return r;
+    uint32_t count = reply.u.procs.count; /* <= SK_PROTO_PROCS_MAX, by the decoder */
+    if (count == 0)
+        return 0;
+    struct sk_agent_proc_info *v = xcalloc(count, sizeof(*v));
+    uint32_t cur = 0, i = 0;
+    struct sk_proto_proc p;
+    while (i < count && sk_proto_procs_next(&reply.u.procs, &cur, &p)) {
+        bool dup = false;
+        for (uint32_t k = 0; k < i; k++)
+            dup |= v[k].id == p.proc_id;
+        if (p.proc_id == 0 || dup || (!p.exited && (p.pid == 0 || p.pid > INT_MAX))) {
+            free(v);
+            return sk_error_setv(err, EPROTO, "list processes: skiff-init reports a bad process %u", p.proc_id);
+        }
+        struct sk_agent_proc_info *o = &v[i++];
+        o->id = p.proc_id;
+        o->pid = p.pid <= INT_MAX ? (pid_t)p.pid : 0;
+        o->pty = p.flags & SK_PROTO_SPAWN_PTY;
+        o->want_stdin = p.flags & SK_PROTO_SPAWN_STDIN;
+        o->output_to_fds = p.flags & SK_PROTO_SPAWN_OUTPUT_FDS;
+        o->exited = p.exited;
+        o->end.proc_id = p.proc_id;
+        o->end.exit_code = p.exit_code;
+        o->end.signo = (int)p.signo;
+        o->end.timed_out = p.timed_out;
+        o->end.core_dumped = p.core_dumped;
+    }
+    *procs = v;
+    *n = i;
+    return 0;
+}
+
+int sk_agent_release(struct sk_agent *a, uint32_t proc_id, struct sk_error *err)
+{
+    struct sk_proto_msg req = {.type = SK_PROTO_RELEASE}, reply;
+    req.u.proc_ref.proc_id = proc_id;
+    return call(a, &req, a->timeout_ms, SK_PROTO_OK, &reply, NULL, 0, err);
+}
+
+int sk_agent_open_pty(struct sk_agent *a, uint32_t proc_id, int *fd, struct sk_error *err)
+{
+    *fd = -1;
+    struct sk_proto_msg req = {.type = SK_PROTO_OPEN_PTY}, reply;
+    req.u.proc_ref.proc_id = proc_id;
+    int fds[1] = {-1};
+    int r = call(a, &req, a->timeout_ms, SK_PROTO_OK, &reply, fds, 1, err);
+    if (r < 0)
+        return r;
+    if (!check_fd(fds[0], S_IFCHR, 1u << O_RDWR)) {
+        close(fds[0]);
+        return sk_error_setv(err, EPROTO, "open pty of process %u: skiff-init passed something other than a pty",
+                             proc_id);
+    }
+    *fd = fds[0];
+    return 0;
 }
 
 int sk_agent_next_event(struct sk_agent *a, struct sk_agent_event *ev, int timeout_ms, struct sk_error *err)

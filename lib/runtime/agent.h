@@ -17,7 +17,14 @@
  *
  * Errors reported by skiff-init keep its errno and message ("exec 'foo': No
  * such file or directory", ENOENT). When skiff-init is gone every call fails
- * with EPIPE; when it does not answer in time, with ETIMEDOUT.
+ * with EPIPE; when it does not answer in time, with ETIMEDOUT. A persistent
+ * sandbox's skiff-init that already serves another connection refuses a new
+ * one: the first call (sk_agent_hello) fails with EBUSY.
+ *
+ * Persistent sandboxes (sandbox.h) outlive their owner's connection: their
+ * skiff-init keeps every EXIT until sk_agent_release, re-sends the
+ * unreleased ones after the HELLO of each new connection, and reports its
+ * processes with sk_agent_list_procs, so a new owner can rebuild its view.
  *
  * Not thread-safe: one owner at a time (the daemon's event loop).
  */
@@ -44,8 +51,9 @@ struct sk_agent;
  * EINVAL when fd is not such a socket. Free with sk_agent_free. */
 int sk_agent_new(int fd, struct sk_agent **out, struct sk_error *err);
 
-/* sk_agent_free - close the socket (skiff-init then kills its processes and
- * exits) and free queued events. NULL is a no-op. */
+/* sk_agent_free - close the socket and free queued events. skiff-init then
+ * kills its processes and exits, unless its sandbox is persistent: then they
+ * keep running and it waits for the next connection. NULL is a no-op. */
 void sk_agent_free(struct sk_agent *a);
 
 /* sk_agent_fd - the control socket, for the caller's epoll: when it is
@@ -70,6 +78,14 @@ struct sk_agent_spawn {
     uint16_t rows, cols;     /* initial PTY size (0 = leave the kernel's default) */
     bool want_stdin;         /* pipes only: a stdin pipe; otherwise stdin is /dev/null */
     int64_t timeout_ms;      /* 0 = none; when it passes the process group is SIGKILLed */
+    /* Not with pty: the child writes its stdout and stderr straight to these
+     * host fds (borrowed: sent along and left open here; skiff-init closes
+     * its copies at once) instead of pipes, so output needs no reader and
+     * survives the owner - e.g. O_APPEND files from sk_sandbox_output_open.
+     * Each must be a regular file or pipe open for writing (EINVAL
+     * otherwise); both may be the same fd. */
+    bool output_to_fds;
+    int stdout_fd, stderr_fd;
 };
 
 struct sk_agent_proc {
@@ -80,8 +96,8 @@ struct sk_agent_proc {
 
 /* sk_agent_spawn - start a process. On success the caller owns the fds in
  * *out (close-on-exec, blocking): stdin_fd is the write end of the process's
- * stdin pipe (close it to send EOF), stdout_fd/stderr_fd the read ends, or
- * with s->pty only pty_fd, the PTY master. Its end is reported once as an
+ * stdin pipe (close it to send EOF), stdout_fd/stderr_fd the read ends (-1
+ * with s->output_to_fds), or with s->pty only pty_fd, the PTY master. Its end is reported once as an
  * event by sk_agent_next_event. Errors: skiff-init's (ENOENT "exec 'foo': No
  * such file or directory", ENOENT "chdir '/x': ...", EAGAIN when too many
  * processes run), EINVAL for a bad spec, E2BIG when argv+envp exceed one
@@ -103,6 +119,36 @@ struct sk_agent_event {
     bool timed_out; /* killed by skiff-init because its timeout passed */
     bool core_dumped;
 };
+
+/* A process skiff-init tracks, as sk_agent_list_procs reports it. */
+struct sk_agent_proc_info {
+    uint32_t id;
+    pid_t pid;                           /* in the sandbox's pid namespace; meaningless once exited */
+    bool pty, want_stdin, output_to_fds; /* how it was spawned */
+    bool exited;                         /* ended; its EXIT awaits sk_agent_release */
+    struct sk_agent_event end;           /* when exited: how (end.proc_id == id); else
+                                            only end.timed_out may be set (SIGKILL sent) */
+};
+
+/* sk_agent_list_procs - every process skiff-init tracks: running ones and,
+ * in a persistent sandbox, exited ones not yet released; in the order they
+ * were started. *procs (NULL when *n is 0) is freed by the caller with
+ * free(). EPROTO for a malformed reply. */
+int sk_agent_list_procs(struct sk_agent *a, struct sk_agent_proc_info **procs, size_t *n, struct sk_error *err);
+
+/* sk_agent_release - a persistent sandbox's skiff-init forgets the EXIT of
+ * process `proc_id` (call it once the EXIT is stored; until then every new
+ * connection gets the EXIT again, and each unreleased one counts against
+ * the 1024 tracked processes, EAGAIN for SPAWN beyond). ESRCH when unknown
+ * (already released; in a non-persistent sandbox always, as EXITs are not
+ * kept there), EBUSY while it runs. */
+int sk_agent_release(struct sk_agent *a, uint32_t proc_id, struct sk_error *err);
+
+/* sk_agent_open_pty - a new fd of the PTY master of a running pty process
+ * (caller owns *fd), e.g. for a new owner to re-attach. ESRCH when it is not
+ * running, ENOTTY without a pty, EPROTO if skiff-init passes anything but a
+ * read-write character device. */
+int sk_agent_open_pty(struct sk_agent *a, uint32_t proc_id, int *fd, struct sk_error *err);
 
 /* sk_agent_next_event - the next process end: 1 = *ev filled, 0 = none
  * within timeout_ms (0 = do not wait, < 0 = wait forever), < 0 = error

@@ -865,6 +865,36 @@ undo_dirs:
     return r;
 }
 
+int sk_cgroup_open(struct sk_cgroup_system *sys, const char *name, struct sk_cgroup **out, struct sk_error *err)
+{
+    *out = NULL;
+    if (!valid_name(name))
+        return sk_error_setv(err, EINVAL, "invalid cgroup name '%.80s'", name ? name : "(null)");
+    struct sk_cgroup *cg = cg_alloc(sys, name);
+    for (size_t i = 0; i < cg->n; i++) {
+        struct stat st;
+        int r = 0;
+        if (stat(cg->dir[i], &st) < 0)
+            r = sk_error_set(err, errno, "cgroup '%s'", cg->dir[i]);
+        else if (!S_ISDIR(st.st_mode))
+            r = sk_error_setv(err, ENOTDIR, "cgroup '%s' is not a directory", cg->dir[i]);
+        if (r < 0) {
+            sk_cgroup_free(cg);
+            return r;
+        }
+    }
+    if (cg->driver == SK_CGROUP_V2) {
+        cg->v2_fd = SK_RETRY_EINTR(open(cg->dir[0], O_PATH | O_DIRECTORY | O_CLOEXEC));
+        if (cg->v2_fd < 0) {
+            int r = sk_error_set(err, errno, "open cgroup '%s'", cg->dir[0]);
+            sk_cgroup_free(cg);
+            return r;
+        }
+    }
+    *out = cg;
+    return 0;
+}
+
 int sk_cgroup_enter(const struct sk_cgroup *cg, pid_t pid, struct sk_error *err)
 {
     /* A negative pid must not turn into "0", which would move the caller. */

@@ -59,6 +59,11 @@ int sk_cgroup_new(struct sk_cgroup_system *sys, const char *name, const struct s
                   struct sk_cgroup **out, struct sk_error *err);
 void sk_cgroup_free(struct sk_cgroup *cg);
 
+/* sk_cgroup_open - the existing group <parent>/<name> (e.g. of a sandbox
+ * that outlived its owner), without changing it. ENOENT when it is missing
+ * in a hierarchy. The caller frees with sk_cgroup_free. */
+int sk_cgroup_open(struct sk_cgroup_system *sys, const char *name, struct sk_cgroup **out, struct sk_error *err);
+
 /* sk_cgroup_enter - move `pid` (0 = the calling process) into the group.
  * Allocates nothing and uses only open/write/close: safe in a forked child. */
 int sk_cgroup_enter(const struct sk_cgroup *cg, pid_t pid, struct sk_error *err);

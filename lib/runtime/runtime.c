@@ -19,6 +19,7 @@ struct sk_runtime {
     char *state_dir;
     char *locks_dir;
     char *slots_dir;
+    char *sandboxes_dir;
     int init_fd;
     bool idmap;
     struct sk_cgroup_system *cgroups;
@@ -93,10 +94,12 @@ int sk_runtime_new(const struct sk_runtime_config *cfg, struct sk_runtime **out,
     }
     rt->locks_dir = xasprintf("%s/locks", rt->state_dir);
     rt->slots_dir = xasprintf("%s/slots", rt->state_dir);
+    rt->sandboxes_dir = xasprintf("%s/sandboxes", rt->state_dir);
     _cleanup_free_ char *mnt = xasprintf("%s/mnt", rt->state_dir);
     int ret;
     if ((ret = sk_mkdir_p(rt->state_dir, 0700, err)) < 0 || (ret = sk_mkdir_p(rt->locks_dir, 0700, err)) < 0 ||
-        (ret = sk_mkdir_p(rt->slots_dir, 0700, err)) < 0 || (ret = sk_mkdir_p(mnt, 0700, err)) < 0)
+        (ret = sk_mkdir_p(rt->slots_dir, 0700, err)) < 0 || (ret = sk_mkdir_p(rt->sandboxes_dir, 0700, err)) < 0 ||
+        (ret = sk_mkdir_p(mnt, 0700, err)) < 0)
         goto fail;
     const char *idmap_env = getenv("SKIFF_IDMAP");
     rt->idmap = !(cfg->allow_no_idmap || (idmap_env && strcmp(idmap_env, "off") == 0));
@@ -118,11 +121,13 @@ int sk_runtime_new(const struct sk_runtime_config *cfg, struct sk_runtime **out,
         goto fail;
     if ((ret = sk_seccomp_compile(&rt->seccomp, err)) < 0)
         goto fail;
-    ret = sk_runtime_cleanup_stale(rt, err);
-    if (ret < 0)
-        goto fail;
-    if (ret > 0)
-        sk_log_warn("cleaned up %d sandbox(es) left behind by a crashed owner", ret);
+    if (!cfg->keep_unowned) {
+        ret = sk_runtime_cleanup_stale(rt, err);
+        if (ret < 0)
+            goto fail;
+        if (ret > 0)
+            sk_log_warn("cleaned up %d sandbox(es) left behind by a crashed owner", ret);
+    }
     *out = rt;
     return 0;
 fail:
@@ -140,6 +145,7 @@ void sk_runtime_free(struct sk_runtime *rt)
     free(rt->state_dir);
     free(rt->locks_dir);
     free(rt->slots_dir);
+    free(rt->sandboxes_dir);
     free(rt);
 }
 
@@ -186,8 +192,89 @@ static bool sandbox_owner_alive(const char *name, void *opaque)
     return alive;
 }
 
+/* is_sandbox_id - "sb-" and lowercase hex, as sk_sandbox_create names them. */
+static bool is_sandbox_id(const char *s, size_t len)
+{
+    if (len < 4 || len > 32 || strncmp(s, "sb-", 3) != 0)
+        return false;
+    for (size_t i = 3; i < len; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+static bool claim_is_live(struct sk_runtime *rt, int fd);
+
+/* sweep_claims - clear range claims of sandboxes that no longer exist (a
+ * sweep or a crash removed their directory before the claim). */
+static void sweep_claims(struct sk_runtime *rt)
+{
+    DIR *d = opendir(rt->slots_dir);
+    if (d == NULL)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/%s", rt->slots_dir, de->d_name);
+        int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+            continue;
+        struct stat st;
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
+            (void)claim_is_live(rt, fd); /* clears it when stale */
+        close(fd);
+    }
+    closedir(d);
+}
+
+/* sweep_sandbox_dirs - persistent sandboxes whose owner is gone: kill what
+ * is left in their cgroup, then remove their directory (which also voids
+ * their range claim). A directory stays while its cgroup could not be
+ * emptied: its processes still use the uid range it reserves. */
+static int sweep_sandbox_dirs(struct sk_runtime *rt, struct sk_error *err)
+{
+    DIR *d = opendir(rt->sandboxes_dir);
+    if (d == NULL)
+        return errno == ENOENT ? 0 : sk_error_set(err, errno, "open '%s'", rt->sandboxes_dir);
+    int n = 0, ret = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (!is_sandbox_id(de->d_name, strlen(de->d_name)))
+            continue;
+        struct sk_error one = {0};
+        int lock = sk_runtime_lock_sandbox(rt, de->d_name, &one);
+        if (lock < 0)
+            continue; /* owned (or unlockable): not ours to touch */
+        int r = sk_cgroup_cleanup_stale(rt->cgroups, de->d_name, NULL, NULL, &one);
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/%s", rt->sandboxes_dir, de->d_name);
+        if (r >= 0)
+            r = sk_remove_tree(path, &one);
+        if (r < 0) {
+            sk_log_warn("cannot remove stale sandbox '%s': %s", de->d_name, one.msg);
+            if (ret == 0)
+                ret =
+                    sk_error_setv(err, one.code ? one.code : EIO, "remove stale sandbox '%s': %s", de->d_name, one.msg);
+            close(lock); /* keep the lock file: the cgroup sweep finds it again */
+            continue;
+        }
+        sk_log_info("removed stale persistent sandbox '%s'", de->d_name);
+        sk_runtime_unlock_sandbox(rt, de->d_name, &lock);
+        n++;
+    }
+    closedir(d);
+    return ret < 0 ? ret : n;
+}
+
 int sk_runtime_cleanup_stale(struct sk_runtime *rt, struct sk_error *err)
 {
+    /* Persistent sandboxes first, each as a whole (cgroup and directory),
+     * so that each counts once; then the cgroups of the others. */
+    int m = sweep_sandbox_dirs(rt, err);
+    if (m < 0)
+        return m;
     int n = sk_cgroup_cleanup_stale(rt->cgroups, "sb-", sandbox_owner_alive, rt, err);
     if (n < 0)
         return n;
@@ -206,7 +293,41 @@ int sk_runtime_cleanup_stale(struct sk_runtime *rt, struct sk_error *err)
         sandbox_owner_alive(name, rt); /* unlinks the file when nobody holds it */
     }
     closedir(d);
-    return n;
+    /* Removed directories leave their range claims stale; clear them now
+     * (acquire_range would also clear each when it meets it). */
+    if (m > 0)
+        sweep_claims(rt);
+    return n + m;
+}
+
+/* read_claim - the sandbox id recorded in a range's lock file, or "". */
+static void read_claim(int fd, char *id, size_t size)
+{
+    ssize_t got = pread(fd, id, size - 1, 0);
+    if (got < 0 || !is_sandbox_id(id, (size_t)got)) {
+        id[0] = '\0';
+        return;
+    }
+    id[got] = '\0';
+}
+
+/* claim_is_live - the locked range file `fd` is claimed by a persistent
+ * sandbox that still exists. A stale or garbled claim is cleared. */
+static bool claim_is_live(struct sk_runtime *rt, int fd)
+{
+    char id[64];
+    read_claim(fd, id, sizeof(id));
+    if (id[0] != '\0') {
+        char path[PATH_MAX];
+        struct stat st;
+        snprintf(path, sizeof(path), "%s/%s", rt->sandboxes_dir, id);
+        if (stat(path, &st) == 0)
+            return true;
+    }
+    struct stat st;
+    if (fstat(fd, &st) == 0 && st.st_size > 0 && ftruncate(fd, 0) < 0)
+        sk_log_warn("cannot clear a stale uid range claim: %s", strerror(errno));
+    return false;
 }
 
 int sk_runtime_acquire_range(struct sk_runtime *rt, struct sk_idrange *r, struct sk_error *err)
@@ -221,11 +342,12 @@ int sk_runtime_acquire_range(struct sk_runtime *rt, struct sk_idrange *r, struct
         int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         if (fd < 0)
             return sk_error_set(err, errno, "open '%s'", path);
-        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0 && !claim_is_live(rt, fd)) {
             r->lock_fd = fd;
             r->slot = slot;
             r->host_uid = SK_UID_BASE + slot * SK_UID_RANGE;
             r->host_gid = r->host_uid;
+            r->claimed = false;
             return 0;
         }
         close(fd);
@@ -233,9 +355,83 @@ int sk_runtime_acquire_range(struct sk_runtime *rt, struct sk_idrange *r, struct
     return sk_error_setv(err, EAGAIN, "all %u uid ranges are in use", SK_UID_SLOTS);
 }
 
+int sk_runtime_claim_range(struct sk_runtime *rt, struct sk_idrange *r, const char *id, struct sk_error *err)
+{
+    (void)rt;
+    size_t len = strlen(id);
+    if (!is_sandbox_id(id, len))
+        return sk_error_setv(err, EINVAL, "'%s' is not a sandbox id", id);
+    if (ftruncate(r->lock_fd, 0) < 0 || pwrite(r->lock_fd, id, len, 0) != (ssize_t)len)
+        return sk_error_set(err, errno ? errno : EIO, "claim uid range %u", r->slot);
+    r->claimed = true;
+    return 0;
+}
+
+/* lock_range_file - open and flock slots/<slot>.lock, waiting up to ~1 s
+ * for a creator that briefly holds it while it checks the claim. */
+static int lock_range_file(struct sk_runtime *rt, uint32_t slot, struct sk_error *err)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%u.lock", rt->slots_dir, slot);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return sk_error_set(err, errno, "open '%s'", path);
+    for (int i = 0; i < 100; i++) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            return fd;
+        if (errno != EWOULDBLOCK && errno != EINTR)
+            break;
+        usleep(10000);
+    }
+    int e = errno == EWOULDBLOCK ? EBUSY : errno;
+    close(fd);
+    return sk_error_setv(err, e, "uid range %u is in use by another process", slot);
+}
+
+int sk_runtime_retake_range(struct sk_runtime *rt, uint32_t slot, const char *id, struct sk_idrange *r,
+                            struct sk_error *err)
+{
+    if (slot >= SK_UID_SLOTS)
+        return sk_error_setv(err, EINVAL, "uid range %u does not exist", slot);
+    int fd = lock_range_file(rt, slot, err);
+    if (fd < 0)
+        return fd;
+    char claim[64];
+    read_claim(fd, claim, sizeof(claim));
+    if (strcmp(claim, id) != 0) {
+        close(fd);
+        return sk_error_setv(err, EBUSY, "uid range %u is not claimed by sandbox '%s'", slot, id);
+    }
+    r->lock_fd = fd;
+    r->slot = slot;
+    r->host_uid = SK_UID_BASE + slot * SK_UID_RANGE;
+    r->host_gid = r->host_uid;
+    r->claimed = true;
+    return 0;
+}
+
+void sk_runtime_unclaim_range(struct sk_runtime *rt, uint32_t slot, const char *id)
+{
+    if (slot >= SK_UID_SLOTS)
+        return;
+    int fd = lock_range_file(rt, slot, NULL);
+    if (fd < 0)
+        return;
+    char claim[64];
+    read_claim(fd, claim, sizeof(claim));
+    if (strcmp(claim, id) == 0 && ftruncate(fd, 0) < 0)
+        sk_log_warn("cannot clear the claim of '%s' on uid range %u: %s", id, slot, strerror(errno));
+    close(fd);
+}
+
 void sk_runtime_release_range(struct sk_runtime *rt, struct sk_idrange *r)
 {
     (void)rt;
+    /* Drop the claim while still holding the lock: nobody can take the
+     * range between the two. */
+    if (r->claimed && r->lock_fd >= 0 && ftruncate(r->lock_fd, 0) < 0)
+        sk_log_warn("cannot clear the claim on uid range %u: %s", r->slot, strerror(errno));
+    r->claimed = false;
     sk_close(&r->lock_fd);
 }
 

@@ -46,6 +46,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (n != m.u.list_chunk.count)
             abort();
     }
+    if (m.type == SK_PROTO_PROCS) {
+        struct sk_proto_proc p;
+        while (sk_proto_procs_next(&m.u.procs, &cur, &p))
+            if (p.flags & ~SK_PROTO_SPAWN_FLAGS || p.signo > SK_PROTO_SIGNAL_MAX || ++n > m.u.procs.count)
+                abort();
+        if (n != m.u.procs.count)
+            abort();
+    }
     size_t len = 0;
     if (sk_proto_encode(&m, out, sizeof(out), &len, &err) < 0)
         abort();

@@ -128,5 +128,27 @@ int main(int argc, char **argv)
     m.u.rename.from = sk_proto_str_c("a");
     m.u.rename.to = sk_proto_str_c("../b");
     bad |= write_seed(dir, "rename", &m);
+    m = (struct sk_proto_msg){.type = SK_PROTO_SPAWN, .id = 15};
+    m.u.spawn.argv = (struct sk_proto_strv){.count = 3, .vec = args};
+    m.u.spawn.envp = (struct sk_proto_strv){.count = 2, .vec = env};
+    m.u.spawn.flags = SK_PROTO_SPAWN_OUTPUT_FDS | SK_PROTO_SPAWN_STDIN;
+    bad |= write_seed(dir, "spawn_output_fds", &m);
+    m = (struct sk_proto_msg){.type = SK_PROTO_LIST_PROCS, .id = 16};
+    bad |= write_seed(dir, "list_procs", &m);
+    static const struct sk_proto_proc procs[] = {
+        {.proc_id = 1, .pid = 7, .flags = SK_PROTO_SPAWN_OUTPUT_FDS},
+        {.proc_id = 2, .pid = 8, .flags = SK_PROTO_SPAWN_PTY, .timed_out = true},
+        {.proc_id = 3, .pid = 9, .exited = true, .exit_code = 137, .signo = 9, .core_dumped = true},
+    };
+    m = (struct sk_proto_msg){.type = SK_PROTO_PROCS, .id = 16};
+    m.u.procs = (struct sk_proto_procs){.count = 3, .items = procs};
+    bad |= write_seed(dir, "procs", &m);
+    m = (struct sk_proto_msg){.type = SK_PROTO_RELEASE, .id = 17};
+    m.u.proc_ref.proc_id = 3;
+    bad |= write_seed(dir, "release", &m);
+    m.type = SK_PROTO_OPEN_PTY;
+    m.id = 18;
+    m.u.proc_ref.proc_id = 2;
+    bad |= write_seed(dir, "open_pty", &m);
     return bad ? 1 : 0;
 }

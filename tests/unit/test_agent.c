@@ -1,8 +1,10 @@
 /* test_agent.c - the real build/skiff-init, outside any sandbox, driven
  * through lib/runtime/agent: processes (stdio, exit codes, exec errors,
- * PTY, signals, timeouts, reaping), file operations confined to the root
- * ($SKIFF_INIT_ROOT, a fresh temp dir), malformed requests, and the host
- * side's distrust of bad replies (a fake skiff-init). */
+ * PTY, signals, timeouts, reaping), output to host fds, persistence across
+ * owner connections (reconnect, kept EXITs, one owner at a time), file
+ * operations confined to the root ($SKIFF_INIT_ROOT, a fresh temp dir),
+ * malformed requests, and the host side's distrust of bad replies (a fake
+ * skiff-init). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +13,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,9 +29,13 @@ struct fx {
     pid_t init_pid;
     struct sk_agent *a;
     char root[64];
+    /* persistent: where skiff-init listens for the next owner */
+    bool persistent;
+    char ctl_dir[64];
+    struct sockaddr_un ctl;
 };
 
-static void fx_start(struct fx *f)
+static void fx_start_mode(struct fx *f, bool persistent)
 {
     struct sk_error err = {0};
     char bin[PATH_MAX];
@@ -37,21 +44,37 @@ static void fx_start(struct fx *f)
         FAIL("'%s' is missing: build it first", bin);
     snprintf(f->root, sizeof(f->root), "/tmp/skiff-agent-root-XXXXXX");
     ASSERT_TRUE(mkdtemp(f->root) != NULL);
+    f->persistent = persistent;
+    int lis = -1;
+    if (persistent) {
+        snprintf(f->ctl_dir, sizeof(f->ctl_dir), "/tmp/skiff-agent-ctl-XXXXXX");
+        ASSERT_TRUE(mkdtemp(f->ctl_dir) != NULL);
+        memset(&f->ctl, 0, sizeof(f->ctl));
+        f->ctl.sun_family = AF_UNIX;
+        snprintf(f->ctl.sun_path, sizeof(f->ctl.sun_path), "%s/ctl.sock", f->ctl_dir);
+        lis = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        ASSERT_GE_INT(lis, 0);
+        ASSERT_EQ_INT(bind(lis, (struct sockaddr *)&f->ctl, sizeof(f->ctl)), 0);
+        ASSERT_EQ_INT(listen(lis, 8), 0);
+    }
     int sv[2];
     ASSERT_EQ_INT(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
     f->init_pid = fork();
     ASSERT_GE_INT(f->init_pid, 0);
     if (f->init_pid == 0) {
-        if (sv[1] == 3)
-            fcntl(3, F_SETFD, 0);
-        else if (dup2(sv[1], 3) < 0)
+        /* fd 3 the connection, fd 4 the listening socket (persistent) */
+        int c = fcntl(sv[1], F_DUPFD_CLOEXEC, 20);
+        int l = lis >= 0 ? fcntl(lis, F_DUPFD_CLOEXEC, 20) : -1;
+        if (c < 0 || dup2(c, 3) < 0 || (l >= 0 && dup2(l, 4) < 0))
             _exit(126);
-        int null = open("/dev/null", O_RDWR);
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
         dup2(null, 0);
         setenv("SKIFF_INIT_ROOT", f->root, 1);
         execl(bin, "skiff-init", (char *)NULL);
         _exit(127);
     }
+    if (lis >= 0)
+        close(lis); /* skiff-init holds the only copy, as in a sandbox */
     close(sv[1]);
     ASSERT_OK(sk_agent_new(sv[0], &f->a, &err));
     pid_t pid = 0;
@@ -59,9 +82,26 @@ static void fx_start(struct fx *f)
     ASSERT_EQ_INT(pid, f->init_pid);
 }
 
-/* fx_stop - close the socket: skiff-init must exit 0 promptly. */
+static void fx_start(struct fx *f)
+{
+    fx_start_mode(f, false);
+}
+
+/* fx_stop - close the socket: skiff-init must exit 0 promptly. A persistent
+ * one does not exit: it is SIGKILLed (its processes must be gone already). */
 static void fx_stop(struct fx *f)
 {
+    if (f->persistent) {
+        sk_agent_free(f->a);
+        f->a = NULL;
+        kill(f->init_pid, SIGKILL);
+        while (waitpid(f->init_pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        struct sk_error err = {0};
+        ASSERT_OK(sk_remove_tree(f->root, &err));
+        ASSERT_OK(sk_remove_tree(f->ctl_dir, &err));
+        return;
+    }
     sk_agent_free(f->a);
     f->a = NULL;
     int status = 0;
@@ -1086,4 +1126,379 @@ TEST_TIMEOUT(host_side_rejects_bad_replies, 30)
     close(p[0]);
     close(p[1]);
     ASSERT_EQ_INT(sk_agent_new(p[0] + 1000, &a, &err), -EINVAL);
+}
+
+/* ---- output to host fds ---- */
+
+static int tmp_file(char *path, size_t size, int flags)
+{
+    snprintf(path, size, "/tmp/skiff-agent-out-XXXXXX");
+    int fd = mkstemp(path);
+    ASSERT_GE_INT(fd, 0);
+    close(fd);
+    fd = open(path, flags | O_CLOEXEC);
+    ASSERT_GE_INT(fd, 0);
+    return fd;
+}
+
+static const char *file_text(const char *path)
+{
+    static char buf[4096];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ASSERT_GE_INT(fd, 0);
+    ssize_t n = sk_read_all(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    return buf;
+}
+
+/* holds_file - some fd of process pid refers to path. */
+static bool holds_file(pid_t pid, const char *path)
+{
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(dir);
+    ASSERT_TRUE(d != NULL);
+    struct dirent *de;
+    bool found = false;
+    while ((de = readdir(d)) != NULL) {
+        char link[PATH_MAX], target[PATH_MAX];
+        snprintf(link, sizeof(link), "%s/%s", dir, de->d_name);
+        ssize_t n = readlink(link, target, sizeof(target) - 1);
+        if (n > 0) {
+            target[n] = '\0';
+            found |= strcmp(target, path) == 0;
+        }
+    }
+    closedir(d);
+    return found;
+}
+
+TEST_TIMEOUT(output_goes_to_host_fds_and_init_keeps_none, 20)
+{
+    struct fx f;
+    fx_start(&f);
+    struct sk_error err = {0};
+    char out_path[64], err_path[64];
+    int out = tmp_file(out_path, sizeof(out_path), O_WRONLY | O_APPEND);
+    int errf = tmp_file(err_path, sizeof(err_path), O_WRONLY | O_APPEND);
+    ASSERT_EQ_INT(write(out, "before\n", 7), 7);
+    struct sk_agent_proc p;
+    struct sk_agent_spawn s = {
+        .argv = (const char *const[]){"sh", "-c", "echo out; echo err >&2; sleep 0.3; echo late", NULL},
+        .envp = test_env,
+        .output_to_fds = true,
+        .stdout_fd = out,
+        .stderr_fd = errf,
+    };
+    ASSERT_OK(sk_agent_spawn(f.a, &s, &p, &err));
+    /* No pipes come back; ours stay open and skiff-init holds none. */
+    ASSERT_EQ_INT(p.stdout_fd, -1);
+    ASSERT_EQ_INT(p.stderr_fd, -1);
+    ASSERT_EQ_INT(p.stdin_fd, -1);
+    ASSERT_GE_INT(fcntl(out, F_GETFD), 0);
+    ASSERT_FALSE(holds_file(f.init_pid, out_path));
+    ASSERT_FALSE(holds_file(f.init_pid, err_path));
+    ASSERT_TRUE(holds_file(p.pid, out_path)); /* the process itself does */
+    close(out);
+    close(errf);
+    struct sk_agent_event ev;
+    wait_event(&f, &ev, 5000);
+    ASSERT_EQ_INT(ev.proc_id, p.id);
+    ASSERT_EQ_INT(ev.exit_code, 0);
+    /* Appended after what was there: O_APPEND travels with the fd. */
+    ASSERT_EQ_STR(file_text(out_path), "before\nout\nlate\n");
+    ASSERT_EQ_STR(file_text(err_path), "err\n");
+
+    /* One fd for both, with a stdin pipe. */
+    out = open(out_path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+    ASSERT_GE_INT(out, 0);
+    s = (struct sk_agent_spawn){.argv = (const char *const[]){"sh", "-c", "cat; echo e >&2", NULL},
+                                .envp = test_env,
+                                .want_stdin = true,
+                                .output_to_fds = true,
+                                .stdout_fd = out,
+                                .stderr_fd = out};
+    ASSERT_OK(sk_agent_spawn(f.a, &s, &p, &err));
+    close(out);
+    ASSERT_GE_INT(p.stdin_fd, 0);
+    ASSERT_EQ_INT(p.stdout_fd, -1);
+    ASSERT_EQ_INT(write(p.stdin_fd, "in\n", 3), 3);
+    sk_close(&p.stdin_fd);
+    wait_event(&f, &ev, 5000);
+    ASSERT_EQ_INT(ev.exit_code, 0);
+    ASSERT_EQ_STR(file_text(out_path), "in\ne\n");
+
+    /* What skiff-init refuses: a read-only fd, a directory, a device. */
+    int ro = open(out_path, O_RDONLY | O_CLOEXEC);
+    int dir = open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dev = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    int good = open(err_path, O_WRONLY | O_CLOEXEC);
+    const int bad[] = {ro, dir, dev};
+    for (size_t i = 0; i < SK_ARRAY_SIZE(bad); i++) {
+        s = (struct sk_agent_spawn){.argv = (const char *const[]){"true", NULL},
+                                    .envp = test_env,
+                                    .output_to_fds = true,
+                                    .stdout_fd = good,
+                                    .stderr_fd = bad[i]};
+        ASSERT_EQ_INT(sk_agent_spawn(f.a, &s, &p, &err), -EINVAL);
+        ASSERT_CONTAINS(err.msg, "stderr");
+    }
+    /* The host side refuses output fds with a pty, or missing ones. */
+    s = (struct sk_agent_spawn){.argv = (const char *const[]){"true", NULL},
+                                .pty = true,
+                                .output_to_fds = true,
+                                .stdout_fd = good,
+                                .stderr_fd = good};
+    ASSERT_EQ_INT(sk_agent_spawn(f.a, &s, &p, &err), -EINVAL);
+    s = (struct sk_agent_spawn){
+        .argv = (const char *const[]){"true", NULL}, .output_to_fds = true, .stdout_fd = -1, .stderr_fd = good};
+    ASSERT_EQ_INT(sk_agent_spawn(f.a, &s, &p, &err), -EINVAL);
+    /* Nothing was started by the refused requests. */
+    ASSERT_EQ_INT(sk_agent_next_event(f.a, &ev, 200, &err), 0);
+    close(ro);
+    close(dir);
+    close(dev);
+    close(good);
+    unlink(out_path);
+    unlink(err_path);
+    fx_stop(&f);
+}
+
+/* A SPAWN request that says "output fds" must carry exactly two; any other
+ * request carrying fds is refused as before. */
+TEST_TIMEOUT(spawn_with_wrong_fd_count_is_refused, 20)
+{
+    struct fx f;
+    fx_start(&f);
+    struct sk_error err = {0};
+    int fd = sk_agent_fd(f.a);
+    static uint8_t b[SK_PROTO_MSG_MAX];
+    const char *argv[] = {"true", NULL};
+    struct sk_proto_msg m = {.type = SK_PROTO_SPAWN, .id = 900};
+    m.u.spawn.argv = (struct sk_proto_strv){.count = 1, .vec = argv};
+    m.u.spawn.flags = SK_PROTO_SPAWN_OUTPUT_FDS;
+    size_t n;
+    ASSERT_OK(sk_proto_encode(&m, b, sizeof(b), &n, &err));
+    int p[2];
+    ASSERT_EQ_INT(pipe(p), 0);
+    ASSERT_OK(sk_channel_send(fd, b, n, &p[1], 1, false, &err));
+    expect_error_reply(fd, 900, EPROTO);
+    ASSERT_OK(sk_channel_send(fd, b, n, NULL, 0, false, &err));
+    expect_error_reply(fd, 900, EPROTO);
+    const int three[] = {p[1], p[1], p[1]};
+    ASSERT_OK(sk_channel_send(fd, b, n, three, 3, false, &err));
+    expect_error_reply(fd, 900, EPROTO);
+    /* Without the flag, fds are refused too. */
+    m.u.spawn.flags = 0;
+    ASSERT_OK(sk_proto_encode(&m, b, sizeof(b), &n, &err));
+    ASSERT_OK(sk_channel_send(fd, b, n, three, 2, false, &err));
+    expect_error_reply(fd, 900, EPROTO);
+    /* skiff-init kept none of them: the pipe's write ends are all ours, so
+     * closing ours gives EOF at once. */
+    close(p[1]);
+    char c;
+    ASSERT_EQ_INT(read(p[0], &c, 1), 0);
+    close(p[0]);
+    /* Without persistence there is nothing to release. */
+    struct sk_agent_proc proc;
+    spawn_argv(&f, (const char *const[]){"true", NULL}, &proc);
+    struct sk_agent_event ev;
+    wait_event(&f, &ev, 5000);
+    ASSERT_EQ_INT(sk_agent_release(f.a, proc.id, &err), -ESRCH);
+    close_proc(&proc);
+    fx_stop(&f);
+}
+
+/* ---- persistent skiff-init ---- */
+
+/* fx_reconnect - drop the current connection and connect anew on the
+ * listening socket, as a new owner would; returns hello's result. */
+static int fx_reconnect(struct fx *f, struct sk_error *out)
+{
+    struct sk_error err = {0};
+    sk_agent_free(f->a);
+    f->a = NULL;
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    ASSERT_GE_INT(fd, 0);
+    ASSERT_EQ_INT(connect(fd, (struct sockaddr *)&f->ctl, sizeof(f->ctl)), 0);
+    ASSERT_OK(sk_agent_new(fd, &f->a, &err));
+    sk_agent_set_timeout(f->a, 5000);
+    pid_t pid = 0;
+    int r = sk_agent_hello(f->a, 5000, &pid, out);
+    if (r == 0)
+        ASSERT_EQ_INT(pid, f->init_pid);
+    return r;
+}
+
+static bool init_alive(const struct fx *f)
+{
+    return waitpid(f->init_pid, NULL, WNOHANG) == 0;
+}
+
+static const struct sk_agent_proc_info *list_find(struct fx *f, uint32_t id, struct sk_agent_proc_info **v, size_t *n)
+{
+    struct sk_error err = {0};
+    free(*v);
+    ASSERT_OK(sk_agent_list_procs(f->a, v, n, &err));
+    for (size_t i = 0; i < *n; i++)
+        if ((*v)[i].id == id)
+            return &(*v)[i];
+    return NULL;
+}
+
+TEST_TIMEOUT(persistent_init_survives_eof_and_takes_a_new_owner, 20)
+{
+    struct fx f;
+    fx_start_mode(&f, true);
+    struct sk_error err = {0};
+    struct sk_agent_proc sleeper;
+    spawn_argv(&f, (const char *const[]){"sleep", "60", NULL}, &sleeper);
+    close_proc(&sleeper);
+    /* The owner goes: skiff-init and its process stay. */
+    sk_agent_free(f.a);
+    f.a = NULL;
+    usleep(200000);
+    ASSERT_TRUE(init_alive(&f));
+    ASSERT_EQ_INT(kill(sleeper.pid, 0), 0);
+    /* A new owner connects and finds it. */
+    ASSERT_OK(fx_reconnect(&f, &err));
+    struct sk_agent_proc_info *v = NULL;
+    size_t n = 0;
+    const struct sk_agent_proc_info *pi = list_find(&f, sleeper.id, &v, &n);
+    ASSERT_EQ_INT(n, 1);
+    ASSERT_TRUE(pi != NULL);
+    ASSERT_FALSE(pi->exited);
+    ASSERT_EQ_INT(pi->pid, sleeper.pid);
+    ASSERT_FALSE(pi->pty || pi->output_to_fds || pi->want_stdin);
+    ASSERT_EQ_INT(sk_agent_release(f.a, sleeper.id, &err), -EBUSY);
+    /* It serves the new owner fully. */
+    struct sk_file_stat st;
+    ASSERT_OK(sk_agent_stat(f.a, "/", false, &st, &err));
+    ASSERT_OK(sk_agent_signal(f.a, sleeper.id, SIGKILL, &err));
+    struct sk_agent_event ev;
+    wait_event(&f, &ev, 5000);
+    ASSERT_EQ_INT(ev.proc_id, sleeper.id);
+    ASSERT_EQ_INT(ev.signo, SIGKILL);
+    /* Exited but not released: listed with its status; then forgotten. */
+    pi = list_find(&f, sleeper.id, &v, &n);
+    ASSERT_TRUE(pi != NULL && pi->exited);
+    ASSERT_EQ_INT(pi->end.exit_code, 128 + SIGKILL);
+    ASSERT_EQ_INT(sk_agent_signal(f.a, sleeper.id, SIGTERM, &err), -ESRCH);
+    ASSERT_OK(sk_agent_release(f.a, sleeper.id, &err));
+    ASSERT_TRUE(list_find(&f, sleeper.id, &v, &n) == NULL);
+    ASSERT_EQ_INT(n, 0);
+    free(v);
+    /* Quick owner changes: a closed connection always gives way, even when
+     * skiff-init has not read its end yet. */
+    for (int i = 0; i < 20; i++)
+        ASSERT_OK(fx_reconnect(&f, &err));
+    fx_stop(&f);
+}
+
+TEST_TIMEOUT(exits_while_nobody_is_connected_are_kept_until_released, 20)
+{
+    struct fx f;
+    fx_start_mode(&f, true);
+    struct sk_error err = {0};
+    char path[64];
+    int out = tmp_file(path, sizeof(path), O_WRONLY | O_APPEND);
+    struct sk_agent_proc p[2];
+    const char *const *argvs[] = {(const char *const[]){"sh", "-c", "sleep 0.2; echo first", NULL},
+                                  (const char *const[]){"sh", "-c", "sleep 0.4; echo second; exit 7", NULL}};
+    for (int i = 0; i < 2; i++) {
+        struct sk_agent_spawn s = {
+            .argv = argvs[i], .envp = test_env, .output_to_fds = true, .stdout_fd = out, .stderr_fd = out};
+        ASSERT_OK(sk_agent_spawn(f.a, &s, &p[i], &err));
+    }
+    close(out);
+    sk_agent_free(f.a); /* nobody connected while both end */
+    f.a = NULL;
+    /* Both gone means both reaped by skiff-init (their parent). */
+    for (int i = 0; i < 1000 && (kill(p[0].pid, 0) == 0 || kill(p[1].pid, 0) == 0); i++)
+        usleep(10000);
+    ASSERT_NE_INT(kill(p[0].pid, 0), 0);
+    ASSERT_NE_INT(kill(p[1].pid, 0), 0);
+    ASSERT_EQ_STR(file_text(path), "first\nsecond\n");
+    /* The EXITs come after HELLO, in the order the processes ended. */
+    ASSERT_OK(fx_reconnect(&f, &err));
+    struct sk_agent_event ev;
+    wait_event(&f, &ev, 2000);
+    ASSERT_EQ_INT(ev.proc_id, p[0].id);
+    ASSERT_EQ_INT(ev.exit_code, 0);
+    wait_event(&f, &ev, 2000);
+    ASSERT_EQ_INT(ev.proc_id, p[1].id);
+    ASSERT_EQ_INT(ev.exit_code, 7);
+    ASSERT_EQ_INT(sk_agent_next_event(f.a, &ev, 200, &err), 0);
+    /* Not released: the next owner gets them again (its predecessor may
+     * have died before storing them). */
+    ASSERT_OK(sk_agent_release(f.a, p[0].id, &err));
+    ASSERT_OK(fx_reconnect(&f, &err));
+    wait_event(&f, &ev, 2000);
+    ASSERT_EQ_INT(ev.proc_id, p[1].id);
+    ASSERT_EQ_INT(ev.exit_code, 7);
+    ASSERT_EQ_INT(sk_agent_next_event(f.a, &ev, 200, &err), 0);
+    ASSERT_OK(sk_agent_release(f.a, p[1].id, &err));
+    ASSERT_OK(fx_reconnect(&f, &err));
+    ASSERT_EQ_INT(sk_agent_next_event(f.a, &ev, 200, &err), 0);
+    unlink(path);
+    fx_stop(&f);
+}
+
+TEST_TIMEOUT(a_second_owner_is_refused_while_one_is_connected, 20)
+{
+    struct fx f;
+    fx_start_mode(&f, true);
+    struct sk_error err = {0};
+    for (int i = 0; i < 3; i++) {
+        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        ASSERT_EQ_INT(connect(fd, (struct sockaddr *)&f.ctl, sizeof(f.ctl)), 0);
+        struct sk_agent *second = NULL;
+        ASSERT_OK(sk_agent_new(fd, &second, &err));
+        ASSERT_EQ_INT(sk_agent_hello(second, 5000, NULL, &err), -EBUSY);
+        ASSERT_CONTAINS(err.msg, "another owner");
+        sk_agent_free(second);
+    }
+    /* The first owner never noticed. */
+    pid_t pid;
+    ASSERT_OK(sk_agent_hello(f.a, 5000, &pid, &err));
+    struct sk_agent_proc p;
+    spawn_argv(&f, (const char *const[]){"echo", "first", NULL}, &p);
+    ASSERT_EQ_STR(read_until_eof(p.stdout_fd), "first\n");
+    close_proc(&p);
+    struct sk_agent_event ev;
+    wait_event(&f, &ev, 5000);
+    ASSERT_OK(sk_agent_release(f.a, p.id, &err));
+    fx_stop(&f);
+}
+
+TEST_TIMEOUT(a_new_owner_reopens_a_running_pty, 20)
+{
+    struct fx f;
+    fx_start_mode(&f, true);
+    struct sk_error err = {0};
+    struct sk_agent_proc p;
+    struct sk_agent_spawn s = {.argv = (const char *const[]){"cat", NULL}, .envp = test_env, .pty = true};
+    ASSERT_OK(sk_agent_spawn(f.a, &s, &p, &err));
+    close_proc(&p); /* the first owner's master goes with it */
+    ASSERT_OK(fx_reconnect(&f, &err));
+    int m = -1;
+    ASSERT_OK(sk_agent_open_pty(f.a, p.id, &m, &err));
+    ASSERT_TRUE(isatty(m));
+    ASSERT_EQ_INT(write(m, "again\n", 6), 6);
+    char buf[256] = {0};
+    read_until(m, "again\r\nagain\r\n", buf, sizeof(buf)); /* echo, then cat */
+    ASSERT_EQ_INT(sk_agent_open_pty(f.a, 4242, &m, &err), -ESRCH);
+    struct sk_agent_proc plain;
+    spawn_argv(&f, (const char *const[]){"sleep", "60", NULL}, &plain);
+    int m2 = -1;
+    ASSERT_EQ_INT(sk_agent_open_pty(f.a, plain.id, &m2, &err), -ENOTTY);
+    ASSERT_OK(sk_agent_signal(f.a, plain.id, SIGKILL, &err));
+    ASSERT_OK(sk_agent_signal(f.a, p.id, SIGKILL, &err));
+    struct sk_agent_event ev;
+    wait_event(&f, &ev, 5000);
+    wait_event(&f, &ev, 5000);
+    close_proc(&plain);
+    close(m);
+    fx_stop(&f);
 }

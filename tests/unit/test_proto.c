@@ -235,6 +235,108 @@ TEST(round_trip_spawn_and_process_messages)
     ASSERT_TRUE(d.u.exit.timed_out && d.u.exit.core_dumped);
 }
 
+/* The messages a new owner uses to rebuild its view of a persistent
+ * sandbox: LIST_PROCS/PROCS, RELEASE, OPEN_PTY, and SPAWN with output fds. */
+TEST(round_trip_owner_messages)
+{
+    struct sk_proto_msg m = {.type = SK_PROTO_LIST_PROCS, .id = 9}, d;
+    ASSERT_EQ_INT(roundtrip(&m, &d), SK_PROTO_HEADER_SIZE);
+    assert_truncations_rejected(SK_PROTO_HEADER_SIZE);
+
+    const struct sk_proto_proc items[] = {
+        {.proc_id = 1, .pid = 42, .flags = SK_PROTO_SPAWN_OUTPUT_FDS | SK_PROTO_SPAWN_STDIN},
+        {.proc_id = 2, .pid = 43, .flags = SK_PROTO_SPAWN_PTY, .timed_out = true},
+        {.proc_id = 7, .pid = 44, .exited = true, .exit_code = 137, .signo = 9, .timed_out = true, .core_dumped = true},
+        {.proc_id = 8, .pid = 45, .exited = true, .exit_code = -3},
+    };
+    m = (struct sk_proto_msg){.type = SK_PROTO_PROCS, .id = 9};
+    m.u.procs = (struct sk_proto_procs){.count = 4, .items = items};
+    assert_truncations_rejected(roundtrip(&m, &d));
+    ASSERT_EQ_INT(d.u.procs.count, 4);
+    ASSERT_TRUE(d.u.procs.items == NULL);
+    uint32_t cur = 0, i = 0;
+    struct sk_proto_proc p;
+    while (sk_proto_procs_next(&d.u.procs, &cur, &p)) {
+        ASSERT_LT_INT(i, 4);
+        const struct sk_proto_proc *w = &items[i++];
+        ASSERT_EQ_INT(p.proc_id, w->proc_id);
+        ASSERT_EQ_INT(p.pid, w->pid);
+        ASSERT_EQ_INT(p.flags, w->flags);
+        ASSERT_EQ_INT(p.exited, w->exited);
+        ASSERT_EQ_INT(p.exit_code, w->exit_code);
+        ASSERT_EQ_INT(p.signo, w->signo);
+        ASSERT_EQ_INT(p.timed_out, w->timed_out);
+        ASSERT_EQ_INT(p.core_dumped, w->core_dumped);
+    }
+    ASSERT_EQ_INT(i, 4);
+    /* An empty process list is fine. */
+    m.u.procs = (struct sk_proto_procs){.count = 0};
+    roundtrip(&m, &d);
+    ASSERT_EQ_INT(d.u.procs.count, 0);
+    cur = 0;
+    ASSERT_FALSE(sk_proto_procs_next(&d.u.procs, &cur, &p));
+
+    m = (struct sk_proto_msg){.type = SK_PROTO_RELEASE, .id = 10};
+    m.u.proc_ref.proc_id = 7;
+    assert_truncations_rejected(roundtrip(&m, &d));
+    ASSERT_EQ_INT(d.u.proc_ref.proc_id, 7);
+    m.type = SK_PROTO_OPEN_PTY;
+    assert_truncations_rejected(roundtrip(&m, &d));
+    ASSERT_EQ_INT(d.type, SK_PROTO_OPEN_PTY);
+    ASSERT_EQ_INT(d.u.proc_ref.proc_id, 7);
+
+    const char *argv[] = {"sh", NULL};
+    m = (struct sk_proto_msg){.type = SK_PROTO_SPAWN, .id = 11};
+    m.u.spawn.argv = (struct sk_proto_strv){.count = 1, .vec = argv};
+    m.u.spawn.flags = SK_PROTO_SPAWN_OUTPUT_FDS | SK_PROTO_SPAWN_STDIN;
+    roundtrip(&m, &d);
+    ASSERT_EQ_INT(d.u.spawn.flags, SK_PROTO_SPAWN_OUTPUT_FDS | SK_PROTO_SPAWN_STDIN);
+
+    ASSERT_EQ_STR(sk_proto_type_name(SK_PROTO_LIST_PROCS), "LIST_PROCS");
+    ASSERT_EQ_STR(sk_proto_type_name(SK_PROTO_PROCS), "PROCS");
+    ASSERT_EQ_STR(sk_proto_type_name(SK_PROTO_RELEASE), "RELEASE");
+    ASSERT_EQ_STR(sk_proto_type_name(SK_PROTO_OPEN_PTY), "OPEN_PTY");
+}
+
+/* PROCS entries are checked like every other value: bounded count, known
+ * flags, signal range, and no exit status on a running process. */
+TEST(procs_values_are_checked)
+{
+    struct sk_error err = {0};
+    static struct sk_proto_proc many[SK_PROTO_PROCS_MAX + 1];
+    for (uint32_t i = 0; i <= SK_PROTO_PROCS_MAX; i++)
+        many[i] = (struct sk_proto_proc){.proc_id = i + 1, .pid = i + 2};
+    struct sk_proto_msg m = {.type = SK_PROTO_PROCS, .id = 1}, d;
+    m.u.procs = (struct sk_proto_procs){.count = SK_PROTO_PROCS_MAX, .items = many};
+    size_t len;
+    /* The most a skiff-init can track fits one message. */
+    ASSERT_OK(sk_proto_encode(&m, buf, sizeof(buf), &len, &err));
+    ASSERT_OK(sk_proto_decode(buf, len, &d, &err));
+    m.u.procs.count = SK_PROTO_PROCS_MAX + 1;
+    ASSERT_EQ_INT(sk_proto_encode(&m, buf, sizeof(buf), &len, &err), -EPROTO);
+    ASSERT_CONTAINS(err.msg, "too many processes");
+
+    struct sk_proto_proc one = {.proc_id = 1, .pid = 2, .flags = 8};
+    m.u.procs = (struct sk_proto_procs){.count = 1, .items = &one};
+    ASSERT_EQ_INT(sk_proto_encode(&m, buf, sizeof(buf), &len, &err), -EPROTO);
+    ASSERT_CONTAINS(err.msg, "flags");
+    one = (struct sk_proto_proc){.proc_id = 1, .pid = 2, .exited = true, .signo = 65};
+    ASSERT_EQ_INT(sk_proto_encode(&m, buf, sizeof(buf), &len, &err), -EPROTO);
+    one = (struct sk_proto_proc){.proc_id = 1, .pid = 2, .exit_code = 1};
+    ASSERT_EQ_INT(sk_proto_encode(&m, buf, sizeof(buf), &len, &err), -EPROTO);
+    ASSERT_CONTAINS(err.msg, "running process with an exit status");
+    one = (struct sk_proto_proc){.proc_id = 1, .pid = 2, .exited = true, .exit_code = 1};
+    ASSERT_OK(sk_proto_encode(&m, buf, sizeof(buf), &len, &err));
+    /* A boolean byte of 2 (the `exited` flag) is not canonical. */
+    buf[SK_PROTO_HEADER_SIZE + 4 + 12] = 2;
+    ASSERT_EQ_INT(sk_proto_decode(buf, len, &d, &err), -EPROTO);
+    ASSERT_CONTAINS(err.msg, "boolean");
+
+    /* A count that claims more entries than the payload holds. */
+    uint8_t b[SK_PROTO_HEADER_SIZE + 4] = {0x53, 0x4b, 1, SK_PROTO_PROCS, 1, 0, 0, 0, 4, 0, 0, 0, 3, 0, 0, 0};
+    ASSERT_EQ_INT(sk_proto_decode(b, sizeof(b), &d, &err), -EPROTO);
+}
+
 TEST(round_trip_file_messages)
 {
     struct sk_proto_msg m = {.type = SK_PROTO_STAT, .id = 1}, d;
@@ -493,8 +595,10 @@ TEST(values_outside_their_domain_are_rejected)
     const char *argv[] = {"x", NULL}, *empty_argv0[] = {"", NULL};
     m = (struct sk_proto_msg){.type = SK_PROTO_SPAWN, .id = 1};
     m.u.spawn.argv = (struct sk_proto_strv){.count = 1, .vec = argv};
-    m.u.spawn.flags = 4;
+    m.u.spawn.flags = 8;
     encode_fails(&m, EINVAL, "unknown spawn flag");
+    m.u.spawn.flags = SK_PROTO_SPAWN_PTY | SK_PROTO_SPAWN_OUTPUT_FDS;
+    encode_fails(&m, EINVAL, "pty with output fds");
     m.u.spawn.flags = 0;
     m.u.spawn.timeout_ms = -1;
     encode_fails(&m, EINVAL, "negative timeout");
