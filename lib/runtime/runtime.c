@@ -93,7 +93,10 @@ int sk_runtime_new(const struct sk_runtime_config *cfg, struct sk_runtime **out,
         return r;
     }
     rt->locks_dir = xasprintf("%s/locks", rt->state_dir);
-    rt->slots_dir = xasprintf("%s/slots", rt->state_dir);
+    /* uid ranges are a host-wide resource: their locks live in one place for
+     * every runtime on the host, whatever its state dir. */
+    const char *run_dir = cfg->run_dir ? cfg->run_dir : getenv("SKIFF_RUN_DIR");
+    rt->slots_dir = xasprintf("%s/slots", run_dir && *run_dir ? run_dir : "/run/skiff");
     rt->sandboxes_dir = xasprintf("%s/sandboxes", rt->state_dir);
     _cleanup_free_ char *mnt = xasprintf("%s/mnt", rt->state_dir);
     int ret;
@@ -122,11 +125,15 @@ int sk_runtime_new(const struct sk_runtime_config *cfg, struct sk_runtime **out,
     if ((ret = sk_seccomp_compile(&rt->seccomp, err)) < 0)
         goto fail;
     if (!cfg->keep_unowned) {
-        ret = sk_runtime_cleanup_stale(rt, err);
-        if (ret < 0)
-            goto fail;
-        if (ret > 0)
-            sk_log_warn("cleaned up %d sandbox(es) left behind by a crashed owner", ret);
+        /* A leftover that cannot be removed now (a process stuck in the
+         * kernel, say) must not stop every later sandbox: warn, go on, and
+         * try again at the next start. */
+        struct sk_error sweep_err = {0};
+        int n = sk_runtime_cleanup_stale(rt, &sweep_err);
+        if (n < 0)
+            sk_log_warn("clean up what crashed owners left behind: %s", sweep_err.msg);
+        else if (n > 0)
+            sk_log_warn("cleaned up %d sandbox(es) left behind by a crashed owner", n);
     }
     *out = rt;
     return 0;
@@ -300,28 +307,39 @@ int sk_runtime_cleanup_stale(struct sk_runtime *rt, struct sk_error *err)
     return n + m;
 }
 
-/* read_claim - the sandbox id recorded in a range's lock file, or "". */
-static void read_claim(int fd, char *id, size_t size)
+/* read_claim - the sandbox directory recorded in a range's lock file
+ * ("<state>/sandboxes/<id>": the full path, since runtimes with other state
+ * dirs share the lock files), or "". */
+static void read_claim(int fd, char *claim, size_t size)
 {
-    ssize_t got = pread(fd, id, size - 1, 0);
-    if (got < 0 || !is_sandbox_id(id, (size_t)got)) {
-        id[0] = '\0';
+    ssize_t got = pread(fd, claim, size - 1, 0);
+    if (got <= 0) {
+        claim[0] = '\0';
         return;
     }
-    id[got] = '\0';
+    claim[got] = '\0';
+    const char *slash = strrchr(claim, '/');
+    if (claim[0] != '/' || (size_t)got != strlen(claim) || slash == NULL ||
+        !is_sandbox_id(slash + 1, strlen(slash + 1)))
+        claim[0] = '\0';
+}
+
+/* claim_path - what this runtime writes as the claim of sandbox `id`. */
+static void claim_path(const struct sk_runtime *rt, const char *id, char *out, size_t size)
+{
+    snprintf(out, size, "%s/%s", rt->sandboxes_dir, id);
 }
 
 /* claim_is_live - the locked range file `fd` is claimed by a persistent
  * sandbox that still exists. A stale or garbled claim is cleared. */
 static bool claim_is_live(struct sk_runtime *rt, int fd)
 {
-    char id[64];
-    read_claim(fd, id, sizeof(id));
-    if (id[0] != '\0') {
-        char path[PATH_MAX];
+    (void)rt;
+    char claim[PATH_MAX];
+    read_claim(fd, claim, sizeof(claim));
+    if (claim[0] != '\0') {
         struct stat st;
-        snprintf(path, sizeof(path), "%s/%s", rt->sandboxes_dir, id);
-        if (stat(path, &st) == 0)
+        if (stat(claim, &st) == 0)
             return true;
     }
     struct stat st;
@@ -357,11 +375,12 @@ int sk_runtime_acquire_range(struct sk_runtime *rt, struct sk_idrange *r, struct
 
 int sk_runtime_claim_range(struct sk_runtime *rt, struct sk_idrange *r, const char *id, struct sk_error *err)
 {
-    (void)rt;
-    size_t len = strlen(id);
-    if (!is_sandbox_id(id, len))
+    if (!is_sandbox_id(id, strlen(id)))
         return sk_error_setv(err, EINVAL, "'%s' is not a sandbox id", id);
-    if (ftruncate(r->lock_fd, 0) < 0 || pwrite(r->lock_fd, id, len, 0) != (ssize_t)len)
+    char claim[PATH_MAX];
+    claim_path(rt, id, claim, sizeof(claim));
+    size_t len = strlen(claim);
+    if (ftruncate(r->lock_fd, 0) < 0 || pwrite(r->lock_fd, claim, len, 0) != (ssize_t)len)
         return sk_error_set(err, errno ? errno : EIO, "claim uid range %u", r->slot);
     r->claimed = true;
     return 0;
@@ -396,9 +415,10 @@ int sk_runtime_retake_range(struct sk_runtime *rt, uint32_t slot, const char *id
     int fd = lock_range_file(rt, slot, err);
     if (fd < 0)
         return fd;
-    char claim[64];
+    char claim[PATH_MAX], mine[PATH_MAX];
     read_claim(fd, claim, sizeof(claim));
-    if (strcmp(claim, id) != 0) {
+    claim_path(rt, id, mine, sizeof(mine));
+    if (strcmp(claim, mine) != 0) {
         close(fd);
         return sk_error_setv(err, EBUSY, "uid range %u is not claimed by sandbox '%s'", slot, id);
     }
@@ -417,9 +437,10 @@ void sk_runtime_unclaim_range(struct sk_runtime *rt, uint32_t slot, const char *
     int fd = lock_range_file(rt, slot, NULL);
     if (fd < 0)
         return;
-    char claim[64];
+    char claim[PATH_MAX], mine[PATH_MAX];
     read_claim(fd, claim, sizeof(claim));
-    if (strcmp(claim, id) == 0 && ftruncate(fd, 0) < 0)
+    claim_path(rt, id, mine, sizeof(mine));
+    if (strcmp(claim, mine) == 0 && ftruncate(fd, 0) < 0)
         sk_log_warn("cannot clear the claim of '%s' on uid range %u: %s", id, slot, strerror(errno));
     close(fd);
 }

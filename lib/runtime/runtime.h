@@ -10,7 +10,8 @@
  *   mnt/                empty mount point; each sandbox's staging tmpfs is
  *                       mounted over it in a private mount namespace only
  *   locks/<id>.lock     held (flock) by the process that owns sandbox <id>
- *   slots/<n>.lock      held while uid/gid range <n> is in use; holds the id
+ *   <run_dir>/slots/<n>.lock  held while uid/gid range <n> is in use; host-wide,
+ *                       shared by every runtime whatever its state dir; holds the id
  *                       of the persistent sandbox that claims the range
  *   sandboxes/<id>/     persistent sandboxes only (0700): ctl.sock, where a
  *                       new owner connects to skiff-init, and execs/, output
@@ -35,7 +36,10 @@
 struct sk_runtime_config {
     const char *state_dir;     /* NULL: $SKIFF_STATE_DIR or /var/lib/skiff */
     const char *init_path;     /* NULL: $SKIFF_INIT or skiff-init next to the running binary */
-    const char *cgroup_parent; /* NULL: "skiff" */
+    const char *cgroup_parent; /* NULL: "skiff" for the default state dir, else "skiff-<hash>" */
+    const char *run_dir;       /* host-wide uid-range locks; NULL: $SKIFF_RUN_DIR or /run/skiff
+                                  (every runtime on a host must share it, whatever its state
+                                  dir, so two sandboxes never share a uid range) */
     bool allow_no_idmap;       /* fall back (logged) when idmapped mounts are unavailable;
                                   also set by SKIFF_IDMAP=off */
     bool keep_unowned;         /* sk_runtime_new does not sweep sandboxes whose owner is

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include "base/util.h"
@@ -434,4 +435,42 @@ TEST(state_dir_with_option_separators_is_refused)
     struct sk_runtime_config rel = {.state_dir = "relative/dir"};
     ASSERT_TRUE(sk_runtime_new(&rel, &rt, &err) < 0);
     ASSERT_EQ_INT(err.code, EINVAL);
+}
+
+/* uid ranges are host-wide: a runtime with another state dir never hands
+ * out a range that this one holds. Deterministic: the other runtime takes
+ * every free range and must miss exactly ours. */
+TEST(uid_ranges_are_exclusive_across_state_dirs)
+{
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_max < SK_UID_SLOTS + 64)
+        SKIP("RLIMIT_NOFILE hard limit %llu is below the %u ranges this test holds open",
+             (unsigned long long)rl.rlim_max, SK_UID_SLOTS);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    struct sk_runtime *a = new_runtime();
+    char init[PATH_MAX];
+    snprintf(init, sizeof(init), "%s/skiff-init", sk_test_bin_dir());
+    struct sk_runtime_config other = {.state_dir = TEST_STATE_DIR "-ranges", .init_path = init};
+    struct sk_runtime *b = NULL;
+    struct sk_error err = {0};
+    ASSERT_OK(sk_runtime_new(&other, &b, &err));
+    struct sk_idrange mine;
+    ASSERT_OK(sk_runtime_acquire_range(a, &mine, &err));
+    static struct sk_idrange taken[SK_UID_SLOTS];
+    size_t n = 0;
+    while (n < SK_UID_SLOTS && sk_runtime_acquire_range(b, &taken[n], &err) == 0) {
+        ASSERT_NE_INT(taken[n].slot, mine.slot);
+        n++;
+    }
+    /* every other range was free (nothing else runs sandboxes meanwhile,
+     * or holds a few: those are missed too, never ours) */
+    ASSERT_GT_INT(n, SK_UID_SLOTS - 64);
+    ASSERT_EQ_INT(err.code, EAGAIN);
+    for (size_t i = 0; i < n; i++)
+        sk_runtime_release_range(b, &taken[i]);
+    sk_runtime_release_range(a, &mine);
+    sk_runtime_free(b);
+    sk_runtime_free(a);
 }
