@@ -330,6 +330,9 @@ int sk_daemon_init(struct sk_daemon *d, const struct sk_daemon_config *cfg, stru
     sk_loop_adapter_init(&d->loop_ops, d->loop);
     struct sk_sched_config sc = {
         .data_dir = d->data_dir,
+        .default_timeout_ms = (int64_t)d->cfg.sandbox_timeout_s * 1000,
+        .max_timeout_ms = (int64_t)d->cfg.max_sandbox_timeout_s * 1000,
+        .retention_ms = (int64_t)d->cfg.retention_s * 1000,
         .on_sandbox = on_sandbox_change,
         .on_exec_end = on_exec_end,
         .observer_ctx = d,

@@ -36,6 +36,9 @@ struct sk_daemon_config {
     unsigned max_per_ip;
     unsigned idle_timeout_s;
     bool debug_routes; /* serve /v1/debug/... (tests of streaming and long polls) */
+    unsigned sandbox_timeout_s;     /* default sandbox lifetime; 0: 300 */
+    unsigned max_sandbox_timeout_s; /* largest timeout a request may ask for; 0: none */
+    unsigned retention_s;           /* ended sandboxes stay queryable this long; 0: 24 h */
 };
 
 /* Metrics the daemon exports; handlers feed them, e.g.

@@ -31,6 +31,9 @@ static void usage(FILE *f)
             "  --max-connections N    all connections together (default %d)\n"
             "  --max-per-ip N         connections from one address (default %d)\n"
             "  --idle-timeout SECS    close connections idle this long (default %d)\n"
+            "  --sandbox-timeout SECS default lifetime of a sandbox (default 300)\n"
+            "  --max-sandbox-timeout SECS  largest timeout a request may ask for (default: none)\n"
+            "  --retention SECS       how long ended sandboxes stay queryable (default 86400)\n"
             "  --log-level LEVEL      error, warn, info or debug (default info, or $SKIFF_LOG)\n"
             "  --debug-routes         also serve /v1/debug/* (for tests)\n"
             "  --version              print the version\n"
@@ -93,6 +96,9 @@ int main(int argc, char **argv)
         OPT_MAX_CONN,
         OPT_MAX_PER_IP,
         OPT_IDLE,
+        OPT_SB_TIMEOUT,
+        OPT_SB_MAX_TIMEOUT,
+        OPT_RETENTION,
         OPT_LOG,
         OPT_DEBUG,
         OPT_VERSION,
@@ -105,6 +111,9 @@ int main(int argc, char **argv)
         {"max-connections", required_argument, NULL, OPT_MAX_CONN},
         {"max-per-ip", required_argument, NULL, OPT_MAX_PER_IP},
         {"idle-timeout", required_argument, NULL, OPT_IDLE},
+        {"sandbox-timeout", required_argument, NULL, OPT_SB_TIMEOUT},
+        {"max-sandbox-timeout", required_argument, NULL, OPT_SB_MAX_TIMEOUT},
+        {"retention", required_argument, NULL, OPT_RETENTION},
         {"log-level", required_argument, NULL, OPT_LOG},
         {"debug-routes", no_argument, NULL, OPT_DEBUG},
         {"version", no_argument, NULL, OPT_VERSION},
@@ -146,6 +155,18 @@ int main(int argc, char **argv)
             break;
         case OPT_IDLE:
             if (parse_uint("--idle-timeout", optarg, 1, 86400, &cfg.idle_timeout_s) < 0)
+                return 2;
+            break;
+        case OPT_SB_TIMEOUT:
+            if (parse_uint("--sandbox-timeout", optarg, 1, 4000000000U, &cfg.sandbox_timeout_s) < 0)
+                return 2;
+            break;
+        case OPT_SB_MAX_TIMEOUT:
+            if (parse_uint("--max-sandbox-timeout", optarg, 1, 4000000000U, &cfg.max_sandbox_timeout_s) < 0)
+                return 2;
+            break;
+        case OPT_RETENTION:
+            if (parse_uint("--retention", optarg, 1, 4000000000U, &cfg.retention_s) < 0)
                 return 2;
             break;
         case OPT_LOG:

@@ -490,3 +490,27 @@ TEST_TIMEOUT(crash_and_restart_records_lost_and_leaves_nothing, 120)
     sk_test_output_free(&o);
     skiffd_finish(&s);
 }
+
+/* The server's timeout policy: a default lifetime and a maximum a request
+ * cannot exceed (no hard 24 h cap unless the operator sets one). */
+TEST(timeout_default_and_maximum_are_configurable)
+{
+    struct skiffd s;
+    memset(&s, 0, sizeof(s));
+    make_data_dir(&s);
+    const char *extra[] = {"--sandbox-timeout", "1", "--max-sandbox-timeout", "100000", NULL};
+    skiffd_start_args(&s, extra);
+    char id[64], q[256];
+    struct resp r;
+    create(&s, "{}", id, sizeof(id)); /* the default: 1 s */
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/wait?timeout=10", id);
+    api(&s, "GET", q, NULL, 200, &r);
+    ASSERT_EQ_STR(jstr(&r, "reason"), "timeout");
+    resp_free(&r);
+    create(&s, "{\"timeout\": 90000}", id, sizeof(id)); /* 25 h: allowed, no fixed 24 h cap */
+    api(&s, "POST", "/v1/sandboxes", "{\"timeout\": 100001}", 400, &r);
+    ASSERT_EQ_STR(err_code(&r), "invalid_argument");
+    ASSERT_CONTAINS(err_message(&r), "100000");
+    resp_free(&r);
+    skiffd_finish(&s);
+}
