@@ -5,7 +5,8 @@
 #                   short fuzz run of the protocol decoder
 #   make asan       the same suite under -fsanitize=address,undefined (build/asan)
 #   make bench      side-by-side start-up benchmark against bwrap, crun, runsc
-#   make run        install what is missing, build, run a demo sandbox
+#   make run        install what is missing, build, serve the API (skiffd) on
+#                   127.0.0.1:7433 with ./var as data dir, in the foreground
 #   make format     clang-format every C file; make format-check verifies
 #   make fuzz       run the protocol decoder and API router fuzzers for $(FUZZ_SECONDS) s each
 
@@ -27,7 +28,7 @@ else
 endif
 CFLAGS_ALL := $(BASE_CFLAGS) $(OPT) $(SAN) $(CFLAGS)
 LDFLAGS_ALL := -pie -Wl,--as-needed -Wl,-z,noexecstack -Wl,-z,relro,-z,now $(SAN) $(LDFLAGS)
-LIBS := -lseccomp -lsqlite3 -lsodium -ljansson -lmicrohttpd -lm
+LIBS := -lseccomp -lsqlite3 -lsodium -ljansson -lmicrohttpd -lm -lcurl -lwslay -lnettle -larchive
 
 # skiff-init is static and never sanitized: it runs as pid 1 inside sandboxes.
 AGENT_CFLAGS := $(BASE_CFLAGS) -O2 -D_FORTIFY_SOURCE=2 $(CFLAGS)
@@ -36,7 +37,8 @@ AGENT_LDFLAGS := -static -Wl,-z,noexecstack
 # Headers and tools from the Debian packages we build and test with; a missing
 # one runs scripts/install-deps (idempotent, quiet when everything is there).
 DEP_HEADERS := /usr/include/seccomp.h /usr/include/sqlite3.h /usr/include/sodium.h /usr/include/jansson.h \
-               /usr/include/microhttpd.h /usr/bin/clang /bin/busybox /usr/bin/python3
+               /usr/include/microhttpd.h /usr/include/nettle/sha1.h /usr/include/archive.h \
+               /usr/include/wslay/wslay.h /usr/bin/curl-config /usr/bin/clang /bin/busybox /usr/bin/python3
 ifneq ($(filter-out $(wildcard $(DEP_HEADERS)),$(DEP_HEADERS)),)
   $(info skiff: missing build dependencies, running scripts/install-deps)
   $(shell scripts/install-deps >&2)
@@ -160,7 +162,7 @@ bench: $(ALL_BINS) $(BENCH_BINS)
 run:
 	@scripts/install-deps
 	@$(MAKE) --no-print-directory all
-	@scripts/run-demo $(BUILD)
+	@scripts/run-server $(BUILD)
 
 FORMAT_FILES := $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 format:

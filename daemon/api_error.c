@@ -38,13 +38,16 @@ enum sk_api_code sk_api_code_from_errno(int code)
     case ENAMETOOLONG:
     case ENOTDIR:
     case EISDIR:
-    case ELOOP: return SK_API_INVALID_ARGUMENT;
+    case ELOOP:
+    case EXDEV: return SK_API_INVALID_ARGUMENT;
     case ENOENT:
     case ESRCH: return SK_API_NOT_FOUND;
     case EEXIST: return SK_API_ALREADY_EXISTS;
     case EACCES:
     case EPERM: return SK_API_PERMISSION_DENIED;
     case ENOTEMPTY:
+    case ENOTTY: /* a terminal operation on a process without one */
+    case EPIPE:  /* the sandbox or process on the other end is gone */
     case EALREADY: return SK_API_FAILED_PRECONDITION;
     case E2BIG:
     case EFBIG:

@@ -32,7 +32,8 @@ enum sk_api_code {
 /* sk_api_code_from_errno - the code for an sk_error code (positive errno):
  *   EINVAL ERANGE EDOM EILSEQ ENAMETOOLONG ENOTDIR EISDIR ELOOP -> invalid_argument
  *   ENOENT ESRCH -> not_found            EEXIST -> already_exists
- *   EACCES EPERM -> permission_denied    ENOTEMPTY EALREADY -> failed_precondition
+ *   EACCES EPERM -> permission_denied    ENOTEMPTY EALREADY ENOTTY EPIPE -> failed_precondition
+ *   EXDEV -> invalid_argument
  *   E2BIG EFBIG EMSGSIZE -> too_large    ETIMEDOUT -> deadline_exceeded
  *   EAGAIN EBUSY EUSERS EMFILE ENFILE -> unavailable
  *   ENOSPC EDQUOT -> insufficient_storage

@@ -319,11 +319,31 @@ int sk_daemon_init(struct sk_daemon *d, const struct sk_daemon_config *cfg, stru
     if (r < 0)
         return sk_error_prefix(err, "admin token");
 
-    /* The sandbox runtime keeps its state beside the database; its start
-     * sweeps away what an earlier skiffd left running (those sandboxes are
-     * then recorded as lost by sk_sched_recover). */
+    /* Listen before touching sandboxes: a start that fails (the address is
+     * taken) must leave an earlier run's sandboxes to the next attempt, not
+     * adopt them and end them on the way out. Nothing is answered before
+     * sk_daemon_run, so no request sees a half-recovered state. */
+    struct sk_http_config hc = {
+        .listen = d->cfg.listen,
+        .max_body = d->cfg.max_body,
+        .max_connections = d->cfg.max_connections,
+        .max_per_ip = d->cfg.max_per_ip,
+        .idle_timeout_s = d->cfg.idle_timeout_s,
+        .on_headers = on_headers,
+        .on_request = on_request,
+        .on_done = on_done,
+        .ctx = d,
+    };
+    r = sk_http_new(d->loop, &hc, &d->http, err);
+    if (r < 0)
+        return r;
+
+    /* The sandbox runtime keeps its state beside the database. Its start
+     * must not sweep away what an earlier skiffd (one that crashed) left
+     * running: sk_sched_recover re-adopts those sandboxes first, records
+     * the ones it cannot as lost, and then sweeps the rest. */
     _cleanup_free_ char *rt_dir = xasprintf("%s/runtime", d->data_dir);
-    struct sk_runtime_config rc = {.state_dir = rt_dir};
+    struct sk_runtime_config rc = {.state_dir = rt_dir, .keep_unowned = true};
     r = sk_runtime_new(&rc, &d->rt, err);
     if (r < 0)
         return sk_error_prefix(err, "sandbox runtime");
@@ -346,20 +366,6 @@ int sk_daemon_init(struct sk_daemon *d, const struct sk_daemon_config *cfg, stru
     if (r > 0)
         sk_log_warn("%d sandbox(es) of an earlier run could not be re-adopted and were recorded as 'lost'", r);
 
-    struct sk_http_config hc = {
-        .listen = d->cfg.listen,
-        .max_body = d->cfg.max_body,
-        .max_connections = d->cfg.max_connections,
-        .max_per_ip = d->cfg.max_per_ip,
-        .idle_timeout_s = d->cfg.idle_timeout_s,
-        .on_headers = on_headers,
-        .on_request = on_request,
-        .on_done = on_done,
-        .ctx = d,
-    };
-    r = sk_http_new(d->loop, &hc, &d->http, err);
-    if (r < 0)
-        return r;
     sk_log_info("listening on '%s' (data directory '%s', schema %d)", sk_http_url(d->http), d->data_dir,
                 sk_store_schema_version(d->store));
     return 0;

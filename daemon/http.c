@@ -1,10 +1,11 @@
 /* http.c - libmicrohttpd glue: listening socket, event-loop integration,
  * per-request state machine (headers, body, dispatch, suspend/resume,
- * streaming) and graceful stop. */
+ * streaming), protocol upgrades and graceful stop. */
 #include "http.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -39,6 +40,19 @@ struct sk_http {
     bool quiesced;
     struct sk_http_req *reqs; /* in flight */
     size_t n_active;
+    struct sk_http_upgraded *upgrades; /* answered with 101: waiting to be sent, or taken over */
+};
+
+struct sk_http_upgraded {
+    struct sk_http *h;
+    struct sk_http_req *req; /* until the 101 is sent */
+    const struct sk_http_upgrade_ops *ops;
+    void *ctx;
+    char *protocol;
+    struct MHD_UpgradeResponseHandle *urh; /* set once taken over */
+    bool in_started;                       /* ops->started runs */
+    bool closed;                           /* closed from inside ops->started */
+    struct sk_http_upgraded *prev, *next;
 };
 
 static void http_run(struct sk_http *h);
@@ -211,10 +225,133 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
     return MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
+/* ---- protocol upgrades ---------------------------------------------------------- */
+
+static void upgrade_unlink(struct sk_http_upgraded *up)
+{
+    struct sk_http *h = up->h;
+    if (up->prev != NULL)
+        up->prev->next = up->next;
+    else if (h->upgrades == up)
+        h->upgrades = up->next;
+    if (up->next != NULL)
+        up->next->prev = up->prev;
+    up->prev = up->next = NULL;
+}
+
+static void upgrade_free(struct sk_http_upgraded *up)
+{
+    free(up->protocol);
+    free(up);
+}
+
+/* upgrade_is_listed - up (maybe freed: compared, never read) is still open. */
+static bool upgrade_is_listed(const struct sk_http *h, const struct sk_http_upgraded *up)
+{
+    for (const struct sk_http_upgraded *u = h->upgrades; u != NULL; u = u->next)
+        if (u == up)
+            return true;
+    return false;
+}
+
+/* find_upgrade - the upgrade answer waiting to be sent for req, if any. */
+static struct sk_http_upgraded *find_upgrade(const struct sk_http_req *req)
+{
+    const struct sk_http *h = req->server;
+    if (h == NULL)
+        return NULL;
+    for (struct sk_http_upgraded *up = h->upgrades; up != NULL; up = up->next)
+        if (up->req == req && up->urh == NULL)
+            return up;
+    return NULL;
+}
+
+/* on_upgrade - MHD sent the 101 and hands the socket over. MHD keeps the
+ * connection suspended (out of its epoll set) until the owner closes it,
+ * so the socket is the owner's alone: it goes on skiffd's loop. */
+static void on_upgrade(void *cls, struct MHD_Connection *conn, void *con_cls, const char *extra_in,
+                       size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+{
+    struct sk_http_upgraded *up = cls;
+    (void)conn;
+    (void)con_cls;
+    up->urh = urh;
+    if (up->req != NULL) {
+        /* The request is over for its owner: ops->started takes over. */
+        up->req->close_fn = NULL;
+        up->req->close_ctx = NULL;
+        up->req = NULL;
+    }
+    int fl = fcntl(sock, F_GETFL);
+    if (fl >= 0 && !(fl & O_NONBLOCK))
+        fcntl(sock, F_SETFL, fl | O_NONBLOCK);
+    fcntl(sock, F_SETFD, FD_CLOEXEC);
+    up->in_started = true;
+    up->ops->started(up, sock, extra_in, extra_in_size, up->ctx);
+    up->in_started = false;
+    if (up->closed)
+        upgrade_free(up);
+    else if (up->h->quiesced)
+        up->ops->stop(up, false, up->ctx);
+}
+
+void sk_http_reply_upgrade(struct sk_http_req *req, const char *protocol, const struct sk_http_upgrade_ops *ops,
+                           void *ctx)
+{
+    struct sk_http *h = req->server;
+    if (req->closing || req->cancelled)
+        return;
+    if (sk_http_is_answered(req)) {
+        sk_log_warn("request '%s %s' answered twice; keeping status %d", req->method, req->path, req->status);
+        return;
+    }
+    if (h == NULL || req->ops != &req_ops) {
+        sk_http_reply_api_error(req, SK_API_INTERNAL, "request '%s %s' cannot switch protocols here", req->method,
+                                req->path);
+        return;
+    }
+    struct sk_http_upgraded *up = xcalloc(1, sizeof(*up));
+    up->h = h;
+    up->req = req;
+    up->ops = ops;
+    up->ctx = ctx;
+    up->protocol = xstrdup(protocol);
+    up->next = h->upgrades;
+    if (h->upgrades != NULL)
+        h->upgrades->prev = up;
+    h->upgrades = up;
+    req->status = MHD_HTTP_SWITCHING_PROTOCOLS;
+    /* as request.c's end_answer: an answer from outside wakes the request */
+    if (!req->in_callback && req->suspended)
+        req_resume(req);
+}
+
+void sk_http_upgraded_close(struct sk_http_upgraded *up)
+{
+    struct sk_http *h = up->h;
+    if (up->urh != NULL)
+        MHD_upgrade_action(up->urh, MHD_UPGRADE_ACTION_CLOSE);
+    upgrade_unlink(up);
+    /* MHD closes the socket and finishes the request on its next run. */
+    if (h->mhd != NULL)
+        sk_loop_defer(h->loop, &h->kick, on_kick, h);
+    if (up->in_started)
+        up->closed = true;
+    else
+        upgrade_free(up);
+}
+
 static enum MHD_Result queue_answer(struct sk_http_req *req)
 {
     struct MHD_Response *resp;
-    if (req->stream_fn != NULL && strcmp(req->method, "HEAD") == 0) {
+    struct sk_http_upgraded *up = req->status == MHD_HTTP_SWITCHING_PROTOCOLS ? find_upgrade(req) : NULL;
+    if (up != NULL) {
+        resp = MHD_create_response_for_upgrade(on_upgrade, up);
+        if (resp != NULL && MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, up->protocol) != MHD_YES) {
+            MHD_destroy_response(resp);
+            resp = NULL;
+        }
+    } else if (req->stream_fn != NULL && strcmp(req->method, "HEAD") == 0) {
         /* MHD would still frame an empty chunked body after the headers of
          * a HEAD answer, corrupting a kept-alive connection. */
         resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
@@ -383,6 +520,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (req->next != NULL)
         req->next->prev = req->prev;
     h->n_active--;
+    struct sk_http_upgraded *up = find_upgrade(req);
+    if (up != NULL) {
+        /* never sent: the close callback below releases the owner's ctx */
+        upgrade_unlink(up);
+        upgrade_free(up);
+    }
 
     req->closing = true;
     if (req->close_fn != NULL)
@@ -470,7 +613,7 @@ int sk_http_new(struct sk_loop *loop, const struct sk_http_config *cfg, struct s
         goto fail;
 
     /* No internal threads: MHD only runs inside http_run, on our loop. */
-    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
     h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_access, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
                               MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
                               (unsigned int)cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
@@ -529,6 +672,12 @@ void sk_http_quiesce(struct sk_http *h)
             req->cancelled = true; /* its owner may still answer: quietly dropped */
         }
     }
+    /* Taken-over connections say goodbye in their own protocol. */
+    for (struct sk_http_upgraded *up = h->upgrades, *next; up != NULL; up = next) {
+        next = up->next;
+        if (up->urh != NULL)
+            up->ops->stop(up, false, up->ctx);
+    }
 }
 
 void sk_http_free(struct sk_http *h)
@@ -539,6 +688,19 @@ void sk_http_free(struct sk_http *h)
         /* MHD must not be stopped with sleeping connections: wake and
          * abort them, let MHD see that once, then stop. */
         bool woke = false;
+        for (;;) {
+            struct sk_http_upgraded *up = h->upgrades;
+            while (up != NULL && up->urh == NULL)
+                up = up->next;
+            if (up == NULL)
+                break;
+            up->ops->stop(up, true, up->ctx);
+            if (upgrade_is_listed(h, up)) {
+                sk_log_warn("upgraded connection still open at stop; closing it");
+                sk_http_upgraded_close(up);
+            }
+            woke = true;
+        }
         for (struct sk_http_req *req = h->reqs; req != NULL; req = req->next) {
             req->aborted = true;
             if (req->suspended) {
@@ -551,6 +713,12 @@ void sk_http_free(struct sk_http *h)
             MHD_run(h->mhd);
         sk_loop_watch_remove(h->loop, h->watch);
         MHD_stop_daemon(h->mhd);
+        h->mhd = NULL;
+    }
+    while (h->upgrades != NULL) {
+        struct sk_http_upgraded *up = h->upgrades;
+        upgrade_unlink(up);
+        upgrade_free(up);
     }
     sk_loop_timer_stop(h->loop, &h->timer);
     sk_loop_defer_cancel(h->loop, &h->kick);

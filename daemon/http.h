@@ -9,6 +9,11 @@
  * unauthenticated or oversized upload is refused before its body is
  * read) and on_request (the body is complete: run the handler).
  *
+ * A request may also be answered with 101 Switching Protocols
+ * (sk_http_reply_upgrade): libmicrohttpd sends the answer and hands the
+ * socket over; the owner then serves it from the same loop (WebSocket,
+ * routes_ws.c) until it gives it back with sk_http_upgraded_close.
+ *
  * A flood of connections is bounded three ways: a total connection limit,
  * a per-IP limit (so one address cannot take every slot), and an idle
  * timeout that closes connections which send nothing.
@@ -61,5 +66,39 @@ void sk_http_quiesce(struct sk_http *h);
 size_t sk_http_active(const struct sk_http *h);
 /* sk_http_url - "http://127.0.0.1:7433" or "unix:/path" (the bound port). */
 const char *sk_http_url(const struct sk_http *h);
+
+/* ---- protocol upgrades (WebSocket) -------------------------------------------- */
+
+/* A connection taken over after a 101 Switching Protocols answer. */
+struct sk_http_upgraded;
+
+struct sk_http_upgrade_ops {
+    /* started - the 101 went out: from now on the socket `fd` (non-blocking,
+     * close-on-exec) speaks the new protocol and belongs to the owner, who
+     * watches it on the loop and ends with sk_http_upgraded_close (never
+     * close(fd)). `extra` holds `extra_len` bytes the client sent past the
+     * request, already read from fd: treat them as read first (borrowed
+     * for the call). The request is over: `req` must not be used any more
+     * and its close callback will not run. */
+    void (*started)(struct sk_http_upgraded *up, int fd, const char *extra, size_t extra_len, void *ctx);
+    /* stop - the server stops. now == false (sk_http_quiesce): say goodbye
+     * and close soon. now == true (sk_http_free): call
+     * sk_http_upgraded_close and release everything before returning. */
+    void (*stop)(struct sk_http_upgraded *up, bool now, void *ctx);
+};
+
+/* sk_http_reply_upgrade - answer `req` with 101 Switching Protocols and
+ * "Upgrade: <protocol>" (add the protocol's own headers with
+ * sk_http_set_header first). Once the 101 has been sent, ops->started is
+ * called; if it never is (the client left first, the server stops), the
+ * request's close callback runs as for any answer, so release ctx there
+ * unless started was called. ops and ctx are the caller's; ops must
+ * outlive the connection. Only the first answer counts (request.h). Needs
+ * a request driven by this server (a detached one gets a 500). */
+void sk_http_reply_upgrade(struct sk_http_req *req, const char *protocol, const struct sk_http_upgrade_ops *ops,
+                           void *ctx);
+/* sk_http_upgraded_close - the owner is done: the server closes the socket
+ * (which the owner stops watching first) and frees `up`. */
+void sk_http_upgraded_close(struct sk_http_upgraded *up);
 
 #endif

@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <signal.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,6 +193,18 @@ int main(int argc, char **argv)
     raise_fd_limit(&cfg.max_connections);
 
     struct sk_daemon d;
+    /* Paths below the data dir end up in mount options and lock files that
+     * other processes read: make it absolute once, here. */
+    char abs_dir[PATH_MAX];
+    if (cfg.data_dir[0] != '/') {
+        char cwd[PATH_MAX];
+        if (getcwd(cwd, sizeof(cwd)) == NULL ||
+            snprintf(abs_dir, sizeof(abs_dir), "%s/%s", cwd, cfg.data_dir) >= (int)sizeof(abs_dir)) {
+            fprintf(stderr, "skiffd: cannot make --data-dir '%s' absolute\n", cfg.data_dir);
+            return 2;
+        }
+        cfg.data_dir = abs_dir;
+    }
     int r = sk_daemon_init(&d, &cfg, &err);
     if (r == 0)
         r = sk_daemon_run(&d, &err);

@@ -1,5 +1,6 @@
 /* routes.c - the one list of API endpoints (docs/api.md documents each). */
 #include "routes.h"
+#include "sched/sandboxes.h"
 
 const struct sk_route sk_api_routes[] = {
     {"GET", "/healthz", sk_route_healthz, SK_ROUTE_NO_AUTH, 0},
@@ -25,10 +26,11 @@ const struct sk_route sk_api_routes[] = {
     {"GET", "/v1/sandboxes/{id}/execs", sk_route_execs_list, 0, 0},
     {"GET", "/v1/sandboxes/{id}/execs/{exec}", sk_route_execs_get, 0, 0},
     {"GET", "/v1/sandboxes/{id}/execs/{exec}/output", sk_route_execs_output, 0, 0},
-    {"POST", "/v1/sandboxes/{id}/execs/{exec}/stdin", sk_route_execs_stdin, 0, 0},
+    {"POST", "/v1/sandboxes/{id}/execs/{exec}/stdin", sk_route_execs_stdin, 0, SK_SCHED_STDIN_BUF_MAX},
     {"POST", "/v1/sandboxes/{id}/execs/{exec}/signal", sk_route_execs_signal, 0, 0},
     {"POST", "/v1/sandboxes/{id}/execs/{exec}/resize", sk_route_execs_resize, 0, 0},
     {"GET", "/v1/sandboxes/{id}/execs/{exec}/wait", sk_route_execs_wait, 0, 0},
+    {"GET", "/v1/sandboxes/{id}/execs/{exec}/attach", sk_route_execs_attach, 0, 0},
 
     {"GET", "/v1/sandboxes/{id}/files", sk_route_files_read, 0, 0},
     {"PUT", "/v1/sandboxes/{id}/files", sk_route_files_write, SK_ROUTE_STREAM_BODY, 0},
@@ -37,6 +39,8 @@ const struct sk_route sk_api_routes[] = {
     {"GET", "/v1/sandboxes/{id}/files/list", sk_route_files_list, 0, 0},
     {"POST", "/v1/sandboxes/{id}/files/mkdir", sk_route_files_mkdir, 0, 0},
     {"POST", "/v1/sandboxes/{id}/files/move", sk_route_files_move, 0, 0},
+    {"GET", "/v1/sandboxes/{id}/files/tar", sk_route_files_tar_get, 0, 0},
+    {"PUT", "/v1/sandboxes/{id}/files/tar", sk_route_files_tar_put, SK_ROUTE_STREAM_BODY, 0},
 };
 const size_t sk_api_routes_len = sizeof(sk_api_routes) / sizeof(sk_api_routes[0]);
 

@@ -36,6 +36,8 @@ void sk_route_execs_stdin(struct sk_daemon *d, struct sk_http_req *req);
 void sk_route_execs_signal(struct sk_daemon *d, struct sk_http_req *req);
 void sk_route_execs_resize(struct sk_daemon *d, struct sk_http_req *req);
 void sk_route_execs_wait(struct sk_daemon *d, struct sk_http_req *req);
+/* routes_ws.c */
+void sk_route_execs_attach(struct sk_daemon *d, struct sk_http_req *req);
 /* routes_files.c */
 void sk_route_files_read(struct sk_daemon *d, struct sk_http_req *req);
 void sk_route_files_write(struct sk_daemon *d, struct sk_http_req *req);
@@ -44,6 +46,9 @@ void sk_route_files_stat(struct sk_daemon *d, struct sk_http_req *req);
 void sk_route_files_list(struct sk_daemon *d, struct sk_http_req *req);
 void sk_route_files_mkdir(struct sk_daemon *d, struct sk_http_req *req);
 void sk_route_files_move(struct sk_daemon *d, struct sk_http_req *req);
+/* routes_tar.c */
+void sk_route_files_tar_get(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_files_tar_put(struct sk_daemon *d, struct sk_http_req *req);
 extern const size_t sk_api_routes_len;
 /* Served only with --debug-routes: exercise streaming, long polls and body
  * sinks end to end (tests), and show how to write such handlers. */

@@ -87,7 +87,8 @@ static int decode_exec(struct sk_http_req *req, struct exec_body *b, bool for_ru
         SK_FIELD_STRMAP("env", &b->env, SK_OPTIONAL, 1024),
         SK_FIELD_STR("workdir", &b->workdir, SK_OPTIONAL, 4096),
         SK_FIELD_INT("timeout", &b->timeout_s, SK_OPTIONAL, 1, INT64_C(1) << 32),
-        SK_FIELD_STR("stdin", &b->stdin_text, SK_OPTIONAL, 16 << 20),
+        /* at most what the manager buffers, so the whole input is taken */
+        SK_FIELD_STR("stdin", &b->stdin_text, SK_OPTIONAL, SK_SCHED_STDIN_BUF_MAX),
     };
     if (for_run ? sk_http_decode_json(req, run_fields, SK_ARRAY_SIZE(run_fields)) < 0
                 : sk_http_decode_json(req, fields, SK_ARRAY_SIZE(fields)) < 0)
@@ -486,8 +487,11 @@ void sk_route_sandboxes_run(struct sk_daemon *d, struct sk_http_req *req)
         return;
     struct sk_error err = {0};
     if (b.stdin_text != NULL &&
-        sk_sched_exec_stdin(d->sched, e.id, b.stdin_text, strlen(b.stdin_text), true, &err) < 0) {
-        /* the process may have exited without reading: not an error */
+        sk_sched_exec_stdin(d->sched, e.id, b.stdin_text, strlen(b.stdin_text), true, &err) < 0 &&
+        err.code != EALREADY) {
+        /* EALREADY: it exited without reading, not an error. Anything else
+         * would leave it waiting for input that never comes: end it. */
+        sk_sched_exec_signal(d->sched, e.id, SIGKILL, NULL);
     }
     /* a run waits as long as the process may take (its timeout, if any) */
     wait_for(d, req, e.id, 0, true);

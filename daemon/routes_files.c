@@ -312,10 +312,21 @@ static ssize_t file_write_sink(struct sk_http_req *req, const char *data, size_t
 
 void sk_route_files_write(struct sk_daemon *d, struct sk_http_req *req)
 {
-    const char *path = NULL;
+    const char *path = NULL, *mode_s = NULL;
     int64_t mode = 0644;
-    if (sk_http_query_int(req, "mode", 0, 07777, 0644, &mode) < 0)
+    if (sk_http_query_str(req, "mode", 8, &mode_s) < 0)
         return;
+    if (mode_s != NULL) {
+        /* file modes are octal, as people write them: mode=0755 or mode=755 */
+        char *end = NULL;
+        long m = strtol(mode_s, &end, 8);
+        if (end == mode_s || *end != '\0' || m < 0 || m > 07777) {
+            sk_http_reply_api_error(req, SK_API_INVALID_ARGUMENT, "query 'mode' must be octal 0 to 7777, not '%s'",
+                                    mode_s);
+            return;
+        }
+        mode = m;
+    }
     struct sk_agent *a = agent_for(d, req, true, &path);
     if (a == NULL)
         return;

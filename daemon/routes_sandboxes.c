@@ -53,6 +53,13 @@ void sk_route_sandboxes_create(struct sk_daemon *d, struct sk_http_req *req)
     if (sk_http_decode_json(req, fields, SK_ARRAY_SIZE(fields)) < 0)
         return;
     struct sk_error err = {0};
+    /* a name must also work as a path parameter (/v1/sandboxes/{name}) */
+    if (name != NULL && !sk_router_is_valid_param(name)) {
+        sk_http_reply_api_error(req, SK_API_INVALID_ARGUMENT,
+                                "field 'name' must be 1 to 64 characters of [A-Za-z0-9._-] starting with a letter "
+                                "or digit");
+        return;
+    }
     struct sk_sandbox_req sr = {.image = image, .workdir = workdir, .name = name};
     if (cpu < 0 || cpu > 1024) {
         sk_http_reply_api_error(req, SK_API_INVALID_ARGUMENT, "field 'cpu' must be between 0.01 and 1024 cores");
@@ -190,13 +197,24 @@ void sk_route_sandboxes_usage(struct sk_daemon *d, struct sk_http_req *req)
     struct sk_error err = {0};
     struct sk_cgroup_usage u;
     memset(&u, 0, sizeof(u));
-    const char *id = sk_http_param(req, "id");
-    if (sk_sched_usage(d->sched, id, &u, &err) < 0) {
+    struct sk_sandbox_rec rec;
+    memset(&rec, 0, sizeof(rec));
+    if (sk_sched_get(d->sched, sk_http_param(req, "id"), &rec, &err) < 0) {
         sk_http_reply_error(req, &err);
         return;
     }
+    if (sk_sched_usage(d->sched, rec.id, &u, &err) < 0) {
+        if (err.code == ENOENT)
+            sk_http_reply_api_error(req, SK_API_FAILED_PRECONDITION, "sandbox '%s' is not running (state '%s')",
+                                    rec.id, rec.state ? rec.state : "unknown");
+        else
+            sk_http_reply_error(req, &err);
+        sk_sandbox_rec_release(&rec);
+        return;
+    }
     json_t *o = json_object();
-    json_object_set_new(o, "id", json_string(id));
+    json_object_set_new(o, "id", json_string(rec.id));
+    sk_sandbox_rec_release(&rec);
     json_object_set_new(o, "cpu_seconds", json_real((double)u.cpu_usec / 1e6));
     json_object_set_new(o, "memory_bytes", json_integer((json_int_t)u.memory_current));
     json_object_set_new(o, "memory_peak_bytes", json_integer((json_int_t)u.memory_peak));

@@ -6,6 +6,17 @@
  * sandbox goes through end_sandbox(); every path that ends an exec through
  * exec_finish(). User callbacks run only from dispatch(), a 0 ms timer, so
  * nothing of ours is on the stack when they call back into us.
+ *
+ * Sandboxes are persistent (they outlive this process; see
+ * runtime/sandbox.h), so that a restarted server can adopt them again
+ * (sk_sched_recover). What adoption needs is stored before it is reported:
+ * the sandbox's adopt info in its record's runtime_json, and per exec
+ * skiff-init's process id in a sidecar file execs/<exec>.proc (see
+ * write_proc_file for why there). The process of an exec without a pty
+ * writes its output files itself (output_to_fds), so output keeps landing
+ * while nobody owns the sandbox; the manager follows the files' sizes with
+ * inotify (or a timer). A pty's output cannot be a file: its master is read
+ * and appended as a pipe's was, and re-opened after an adoption.
  */
 #include "sched/sandboxes.h"
 
@@ -18,6 +29,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,6 +54,10 @@
  * be seen (the socket closes before the pidfd turns readable: the kernel
  * first kills and reaps the rest of the pid namespace). */
 #define INIT_EXIT_WAIT_MS 2000
+/* How often output files are looked at when inotify is unavailable. */
+#define OUTPUT_POLL_MS 50
+/* Bound on the sidecar file with an exec's process id. */
+#define PROC_FILE_MAX 256
 #define TAGS_JSON_MAX (256 * 1024)
 #define SPEC_JSON_MAX (1024 * 1024)
 
@@ -56,7 +72,8 @@ struct stream {
     int idx;
     int fd; /* read end (pipe, or the pty master for stdout); -1 once closed */
     bool watched;
-    int file_fd; /* <exec>.<stream>, O_APPEND */
+    int file_fd;  /* <exec>.<stream>, O_APPEND, when we write it; else -1 */
+    bool to_file; /* the process writes <exec>.<stream> itself (output_to_fds) */
     int64_t stored;
     bool truncated;
 };
@@ -78,7 +95,8 @@ struct sched_exec {
     struct stream out[2];
     int stdin_fd; /* pipes: write end; a pty's input goes to out[0].fd */
     struct stdin_buf in;
-    bool exited; /* its EXIT event arrived */
+    bool exited;        /* its EXIT event arrived */
+    bool output_killed; /* SIGKILLed for passing max_output_bytes */
     struct sk_agent_event ev;
     int64_t exit_ns, last_data_ns;
     uint64_t grace_timer, stdin_timer;
@@ -100,6 +118,9 @@ struct sched_sandbox {
     struct sched_exec *execs;
     struct sched_exec *entrypoint;
     bool ending;
+    bool persistent; /* EXITs are kept by skiff-init until released */
+    int wd;          /* inotify watch of its execs directory, -1: none */
+    json_t *runtime; /* what rec.runtime_json holds, decoded */
 };
 
 enum watch_kind { W_SANDBOX, W_EXEC };
@@ -129,6 +150,9 @@ struct sk_sched {
     struct watcher *watchers;
     uint64_t next_watcher_id;
     uint64_t dispatch_timer, retention_timer;
+    int ino_fd; /* inotify on the execs directories, -1: unavailable */
+    bool ino_watched;
+    uint64_t poll_timer; /* follows output files without inotify */
     void (*on_sandbox)(void *ctx, const struct sk_sandbox_rec *rec);
     void (*on_exec_end)(void *ctx, const struct sk_exec_rec *rec);
     void *observer_ctx;
@@ -657,23 +681,51 @@ void sk_sched_exec_watch_cancel(struct sk_sched *s, uint64_t watcher)
 
 /* ---- exec output -------------------------------------------------------------------- */
 
+static void schedule_pump(struct sched_sandbox *e);
+
+static void exec_output_path(struct sk_sched *s, const char *sandbox_id, const char *exec_id, const char *suffix,
+                             char *path, size_t size)
+{
+    snprintf(path, size, "%s/%s/execs/%s.%s", s->sandboxes_dir, sandbox_id, exec_id, suffix);
+}
+
+/* touch_marker - create execs/<exec>.<stream>.truncated (empty) at once, so
+ * that the truncation is known also after a restart. */
+static void touch_marker(struct sk_sched *s, const char *sandbox_id, const char *exec_id, int idx)
+{
+    char path[PATH_MAX], suffix[32];
+    snprintf(suffix, sizeof(suffix), "%s.truncated", stream_names[idx]);
+    exec_output_path(s, sandbox_id, exec_id, suffix, path, sizeof(path));
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd >= 0)
+        close(fd);
+}
+
+static void stream_set_truncated(struct stream *st)
+{
+    if (st->truncated)
+        return;
+    st->truncated = true;
+    touch_marker(st->x->e->s, st->x->e->id, st->x->id, st->idx);
+}
+
 static void stream_store(struct sched_exec *x, struct stream *st, const char *buf, size_t n)
 {
     int64_t cap = x->e->s->max_output;
     if (st->stored >= cap || st->file_fd < 0) {
-        st->truncated = true;
+        stream_set_truncated(st);
         return;
     }
     size_t w = n;
     if ((int64_t)w > cap - st->stored) {
         w = (size_t)(cap - st->stored);
-        st->truncated = true;
+        stream_set_truncated(st);
     }
     if (sk_write_all(st->file_fd, buf, w) < 0) {
         sk_log_error("exec '%s': write %s: %s; dropping its further output", x->id, stream_names[st->idx],
                      strerror(errno));
         sk_close(&st->file_fd);
-        st->truncated = true;
+        stream_set_truncated(st);
         return;
     }
     st->stored += (int64_t)w;
@@ -791,6 +843,250 @@ static void on_grace(void *arg)
     exec_finish(x);
 }
 
+/* ---- output files the process writes itself --------------------------------------- */
+
+/* cut_to_cap - an output file that has passed max_output_bytes is cut back
+ * to it (what the process wrote beyond is dropped) and marked truncated.
+ * O_APPEND writers that still hold it append at the new end, and are cut
+ * back again at the next look. Returns the size it has now. */
+static int64_t cut_to_cap(struct sk_sched *s, const char *sandbox_id, const char *exec_id, int idx, int64_t size)
+{
+    if (size <= s->max_output)
+        return size;
+    char path[PATH_MAX];
+    exec_output_path(s, sandbox_id, exec_id, stream_names[idx], path, sizeof(path));
+    int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 || ftruncate(fd, s->max_output) < 0)
+        sk_log_warn("exec '%s': cut its %s to %lld bytes: %s", exec_id, stream_names[idx], (long long)s->max_output,
+                    strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    touch_marker(s, sandbox_id, exec_id, idx);
+    return s->max_output;
+}
+
+/* stream_poll_file - look at the size of a file the process writes itself:
+ * tell output watchers when it grew; past max_output_bytes, SIGKILL the
+ * process (once), cut the file back and mark it truncated. */
+static void stream_poll_file(struct stream *st)
+{
+    struct sched_exec *x = st->x;
+    struct sched_sandbox *e = x->e;
+    struct sk_sched *s = e->s;
+    char path[PATH_MAX];
+    struct stat sb;
+    exec_output_path(s, e->id, x->id, stream_names[st->idx], path, sizeof(path));
+    if (lstat(path, &sb) < 0)
+        return;
+    int64_t size = sb.st_size;
+    if (size > s->max_output) {
+        size = cut_to_cap(s, e->id, x->id, st->idx, size);
+        st->truncated = true;
+        if (!x->exited && !x->output_killed && !e->ending && !e->agent_gone) {
+            struct sk_error err = {0};
+            x->output_killed = true;
+            sk_log_info("exec '%s': its %s passed %lld bytes; killing it", x->id, stream_names[st->idx],
+                        (long long)s->max_output);
+            if (sk_agent_signal(sk_sandbox_agent(e->sb), x->proc_id, SIGKILL, &err) < 0 && err.code != ESRCH)
+                sk_log_warn("exec '%s': %s", x->id, err.msg);
+            schedule_pump(e);
+        }
+    }
+    if (size > st->stored) {
+        x->last_data_ns = sk_now_ns();
+        watchers_mark_output(s, x->id);
+    }
+    st->stored = size;
+}
+
+static void exec_poll_files(struct sched_exec *x)
+{
+    for (int i = 0; i < 2; i++)
+        if (x->out[i].to_file)
+            stream_poll_file(&x->out[i]);
+}
+
+static bool exec_has_files(const struct sched_exec *x)
+{
+    return x->out[0].to_file || x->out[1].to_file;
+}
+
+/* on_output_file - execs/<name> of sandbox e was written to. */
+static void on_output_file(struct sched_sandbox *e, const char *name)
+{
+    const char *dot = strchr(name, '.');
+    if (dot == NULL || dot - name != SK_EXEC_ID_LEN)
+        return;
+    int idx = strcmp(dot + 1, "stdout") == 0 ? OUT_STDOUT : strcmp(dot + 1, "stderr") == 0 ? OUT_STDERR : -1;
+    char id[SK_EXEC_ID_LEN + 1];
+    memcpy(id, name, SK_EXEC_ID_LEN);
+    id[SK_EXEC_ID_LEN] = '\0';
+    if (idx < 0 || !is_hex_id(id, "ex-"))
+        return;
+    for (struct sched_exec *x = e->execs; x != NULL; x = x->next) {
+        if (strcmp(x->id, id) == 0) {
+            if (x->out[idx].to_file) /* else: our own writes of a pty's output */
+                stream_poll_file(&x->out[idx]);
+            return;
+        }
+    }
+    /* An ended exec: a background process of the sandbox may still hold
+     * the file; the cap holds for it too. */
+    char path[PATH_MAX];
+    struct stat sb;
+    exec_output_path(e->s, e->id, id, stream_names[idx], path, sizeof(path));
+    if (lstat(path, &sb) == 0 && S_ISREG(sb.st_mode))
+        cut_to_cap(e->s, e->id, id, idx, sb.st_size);
+}
+
+static void poll_all_files(struct sk_sched *s, bool unwatched_only)
+{
+    for (struct sched_sandbox *e = s->sandboxes; e != NULL; e = e->next)
+        if (!unwatched_only || e->wd < 0)
+            for (struct sched_exec *x = e->execs; x != NULL; x = x->next)
+                exec_poll_files(x);
+}
+
+static struct sched_sandbox *sandbox_by_wd(struct sk_sched *s, int wd)
+{
+    for (struct sched_sandbox *e = s->sandboxes; e != NULL; e = e->next)
+        if (e->wd == wd)
+            return e;
+    return NULL;
+}
+
+static void schedule_poll(struct sk_sched *s);
+
+static void on_inotify(void *arg)
+{
+    struct sk_sched *s = arg;
+    char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+    for (int round = 0; round < 64; round++) {
+        ssize_t n = read(s->ino_fd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        for (char *p = buf; p < buf + n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)p;
+            p += sizeof(*ev) + ev->len;
+            if (ev->mask & IN_Q_OVERFLOW) {
+                poll_all_files(s, false);
+                continue;
+            }
+            struct sched_sandbox *e = sandbox_by_wd(s, ev->wd);
+            if (e == NULL)
+                continue;
+            if (ev->mask & IN_IGNORED) { /* its directory went away */
+                e->wd = -1;
+                schedule_poll(s);
+            } else if (ev->len > 0) {
+                on_output_file(e, ev->name);
+            }
+        }
+    }
+}
+
+static bool needs_polling(struct sk_sched *s)
+{
+    for (struct sched_sandbox *e = s->sandboxes; e != NULL; e = e->next)
+        if (e->wd < 0)
+            for (struct sched_exec *x = e->execs; x != NULL; x = x->next)
+                if (exec_has_files(x))
+                    return true;
+    return false;
+}
+
+static void on_output_poll(void *arg)
+{
+    struct sk_sched *s = arg;
+    s->poll_timer = 0;
+    poll_all_files(s, true);
+    schedule_poll(s);
+}
+
+/* schedule_poll - without inotify (or a watch), look at the output files
+ * of running execs every OUTPUT_POLL_MS. */
+static void schedule_poll(struct sk_sched *s)
+{
+    if (s->poll_timer == 0 && !s->freeing && needs_polling(s))
+        s->poll_timer = s->loop.timer(s->loop.ctx, OUTPUT_POLL_MS, on_output_poll, s);
+}
+
+/* sandbox_watch_dir - follow writes to the files in its execs directory. */
+static void sandbox_watch_dir(struct sched_sandbox *e, const char *dir)
+{
+    struct sk_sched *s = e->s;
+    if (e->wd >= 0 || s->ino_fd < 0)
+        return;
+    e->wd = inotify_add_watch(s->ino_fd, dir, IN_MODIFY | IN_ONLYDIR | IN_DONT_FOLLOW);
+    if (e->wd < 0)
+        sk_log_warn("sandbox '%s': cannot watch '%s' (%s); polling its output files", e->id, dir, strerror(errno));
+}
+
+static void sandbox_unwatch_dir(struct sched_sandbox *e)
+{
+    if (e->wd >= 0)
+        inotify_rm_watch(e->s->ino_fd, e->wd);
+    e->wd = -1;
+}
+
+/* write_proc_file - execs/<exec>.proc holds {"proc_id": N}, skiff-init's id
+ * of the exec's process, which a new owner needs to match the processes
+ * skiff-init lists with the execs the store says are running. Written
+ * before the exec is recorded, so every exec recorded as running has one; a
+ * crash in between leaves a file without a record, and the process, which
+ * no record claims, is killed on adoption.
+ *
+ * Why a file and not the store: the exec record has no column for it, and
+ * a map in the sandbox's runtime_json would cost another synchronous
+ * (fsync'd) transaction at every exec's start and end, rewrite a value that
+ * grows with the execs, and still be a second write that can disagree with
+ * the exec record. A proc id only means something while the sandbox's
+ * skiff-init runs - on this boot: it must survive a crash of this process,
+ * not a power loss (after which the boot id differs and the sandbox is
+ * recorded lost), so a file written before the record is committed is
+ * enough, and needs no fsync. */
+static int write_proc_file(struct sk_sched *s, const char *sandbox_id, const char *exec_id, uint32_t proc_id,
+                           struct sk_error *err)
+{
+    char path[PATH_MAX], text[64];
+    exec_output_path(s, sandbox_id, exec_id, "proc", path, sizeof(path));
+    int len = snprintf(text, sizeof(text), "{\"proc_id\": %u}\n", proc_id);
+    _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return sk_error_set(err, errno, "create '%s'", path);
+    if (sk_write_all(fd, text, (size_t)len) != len) {
+        int r = sk_error_set(err, errno ? errno : EIO, "write '%s'", path);
+        unlink(path);
+        return r;
+    }
+    return 0;
+}
+
+/* read_proc_file - the proc id write_proc_file stored; -ENOENT when there is
+ * none, -EINVAL when it is malformed. */
+static int read_proc_file(struct sk_sched *s, const char *sandbox_id, const char *exec_id, uint32_t *proc_id)
+{
+    char path[PATH_MAX];
+    exec_output_path(s, sandbox_id, exec_id, "proc", path, sizeof(path));
+    char *text = NULL;
+    struct sk_error err = {0};
+    int r = sk_read_file_at(AT_FDCWD, path, PROC_FILE_MAX, &text, NULL, &err);
+    if (r < 0)
+        return r;
+    json_t *j = json_loads(text, 0, NULL);
+    free(text);
+    json_t *v = json_object_get(j, "proc_id");
+    r = -EINVAL;
+    if (json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) <= UINT32_MAX) {
+        *proc_id = (uint32_t)json_integer_value(v);
+        r = 0;
+    }
+    json_decref(j);
+    return r;
+}
+
 /* ---- exec stdin -------------------------------------------------------------------- */
 
 static void stdin_close(struct sched_exec *x)
@@ -850,12 +1146,6 @@ static void on_stdin_retry(void *arg)
 
 /* ---- ending execs and sandboxes ----------------------------------------------------- */
 
-static void exec_output_path(struct sk_sched *s, const char *sandbox_id, const char *exec_id, const char *suffix,
-                             char *path, size_t size)
-{
-    snprintf(path, size, "%s/%s/execs/%s.%s", s->sandboxes_dir, sandbox_id, exec_id, suffix);
-}
-
 static void exec_free(struct sched_exec *x)
 {
     struct sk_sched *s = x->e->s;
@@ -878,16 +1168,13 @@ static void exec_finish(struct sched_exec *x)
 {
     struct sched_sandbox *e = x->e;
     struct sk_sched *s = e->s;
+    /* A process that writes its files itself has written everything once
+     * it has exited (or its sandbox has): their sizes are final. */
+    exec_poll_files(x);
     for (int i = 0; i < 2; i++) {
         stream_close(s, &x->out[i]);
-        if (x->out[i].truncated) {
-            char path[PATH_MAX], suffix[32];
-            snprintf(suffix, sizeof(suffix), "%s.truncated", stream_names[i]);
-            exec_output_path(s, e->id, x->id, suffix, path, sizeof(path));
-            int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-            if (fd >= 0)
-                close(fd);
-        }
+        if (x->out[i].truncated)
+            touch_marker(s, e->id, x->id, i);
     }
     set_str(&x->rec.state, "exited");
     if (x->exited) {
@@ -901,8 +1188,19 @@ static void exec_finish(struct sched_exec *x)
     }
     x->rec.ended_at = now_ms();
     struct sk_error err = {0};
-    if (sk_store_exec_update(s->st, &x->rec, &err) < 0)
+    if (sk_store_exec_update(s->st, &x->rec, &err) < 0) {
+        /* skiff-init keeps the EXIT (not released): a later owner can
+         * still record it. */
         sk_log_error("exec '%s': %s", x->id, err.msg);
+    } else if (e->persistent) {
+        char path[PATH_MAX];
+        exec_output_path(s, e->id, x->id, "proc", path, sizeof(path));
+        unlink(path);
+        /* Stored: skiff-init may forget it now. */
+        if (x->exited && !e->ending && !e->agent_gone &&
+            sk_agent_release(sk_sandbox_agent(e->sb), x->proc_id, &err) < 0 && err.code != ESRCH)
+            sk_log_warn("exec '%s': release its exit: %s", x->id, err.msg);
+    }
     if (s->on_exec_end != NULL)
         s->on_exec_end(s->observer_ctx, &x->rec);
     watchers_mark_final(s, W_EXEC, x->id);
@@ -949,6 +1247,7 @@ static void sandbox_unwatch(struct sched_sandbox *e)
 
 static void sandbox_entry_free(struct sched_sandbox *e)
 {
+    json_decref(e->runtime);
     env_free(e->env);
     env_free(e->env_pty);
     free(e->workdir);
@@ -971,6 +1270,7 @@ static void end_sandbox(struct sched_sandbox *e, const char *reason, const char 
     timer_clear(s, &e->pump_timer);
     timer_clear(s, &e->gone_timer);
     sandbox_unwatch(e);
+    sandbox_unwatch_dir(e);
     if (sk_sandbox_kill(e->sb, reason_code(reason), &err) < 0)
         sk_log_warn("sandbox '%s': %s", e->id, err.msg);
     /* EXITs skiff-init sent before it died still say how those ended. */
@@ -1075,7 +1375,14 @@ static bool agent_pump(struct sched_sandbox *e)
         }
         /* skiff-init is not trusted: only processes we started count. */
         struct sched_exec *x = exec_by_proc(e, ev.proc_id);
-        if (x == NULL || x->exited)
+        if (x == NULL) {
+            /* Already stored (an EXIT sent again after an adoption) or never
+             * ours (killed unrecorded): let skiff-init forget it. */
+            if (e->persistent)
+                sk_agent_release(sk_sandbox_agent(e->sb), ev.proc_id, NULL);
+            continue;
+        }
+        if (x->exited)
             continue;
         x->exited = true;
         x->ev = ev;
@@ -1177,10 +1484,16 @@ static int exec_start(struct sched_sandbox *e, const struct sk_exec_req *req, bo
         return ret;
     snprintf(id, sizeof(id), "ex-%s", hex);
 
-    char dir[PATH_MAX], paths[2][PATH_MAX];
+    char dir[PATH_MAX], paths[2][PATH_MAX], proc_path[PATH_MAX];
     snprintf(dir, sizeof(dir), "%s/%s/execs", s->sandboxes_dir, e->id);
     if ((ret = sk_mkdir_p(dir, 0700, err)) < 0)
         return ret;
+    exec_output_path(s, e->id, id, "proc", proc_path, sizeof(proc_path));
+    /* In a persistent sandbox the process writes its files itself, so its
+     * output survives us; a pty's output is read from the master. */
+    bool to_file = e->persistent && !req->pty;
+    if (to_file)
+        sandbox_watch_dir(e, dir);
     int files[2] = {-1, -1};
     for (int i = 0; i < 2; i++) {
         exec_output_path(s, e->id, id, stream_names[i], paths[i], sizeof(paths[i]));
@@ -1204,11 +1517,19 @@ static int exec_start(struct sched_sandbox *e, const struct sk_exec_req *req, bo
         .cols = req->cols,
         .want_stdin = !req->pty && req->stdin_pipe,
         .timeout_ms = req->timeout_ms,
+        .output_to_fds = to_file,
+        .stdout_fd = to_file ? files[OUT_STDOUT] : -1,
+        .stderr_fd = to_file ? files[OUT_STDERR] : -1,
     };
     struct sk_agent_proc proc = {.stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1, .pty_fd = -1};
     ret = sk_sandbox_exec(e->sb, &spawn, &proc, err);
     env_free(env);
     schedule_pump(e);
+    if (to_file) {
+        /* skiff-init has its own copies now */
+        sk_close(&files[OUT_STDOUT]);
+        sk_close(&files[OUT_STDERR]);
+    }
     if (ret < 0) {
         for (int i = 0; i < 2; i++) {
             sk_close(&files[i]);
@@ -1225,7 +1546,7 @@ static int exec_start(struct sched_sandbox *e, const struct sk_exec_req *req, bo
     x->has_stdin = req->pty || req->stdin_pipe;
     x->stdin_fd = proc.stdin_fd;
     for (int i = 0; i < 2; i++)
-        x->out[i] = (struct stream){.x = x, .idx = i, .fd = -1, .file_fd = files[i]};
+        x->out[i] = (struct stream){.x = x, .idx = i, .fd = -1, .file_fd = files[i], .to_file = to_file};
     x->out[OUT_STDOUT].fd = req->pty ? proc.pty_fd : proc.stdout_fd;
     x->out[OUT_STDERR].fd = req->pty ? -1 : proc.stderr_fd;
     if (req->pty)
@@ -1237,13 +1558,17 @@ static int exec_start(struct sched_sandbox *e, const struct sk_exec_req *req, bo
                                   .exit_code = -1,
                                   .created_at = now_ms(),
                                   .pty = req->pty};
-    ret = sk_store_exec_insert(s->st, &x->rec, err);
+    ret = e->persistent ? write_proc_file(s, e->id, id, proc.id, err) : 0;
+    if (ret == 0)
+        ret = sk_store_exec_insert(s->st, &x->rec, err);
     if (ret < 0) {
         /* Not recorded, so it must not run: its EXIT will be ignored. */
         sk_agent_signal(sk_sandbox_agent(e->sb), proc.id, SIGKILL, NULL);
         exec_free(x);
         unlink(paths[0]);
         unlink(paths[1]);
+        if (e->persistent)
+            unlink(proc_path);
         return ret;
     }
     if (x->stdin_fd >= 0)
@@ -1267,6 +1592,8 @@ static int exec_start(struct sched_sandbox *e, const struct sk_exec_req *req, bo
     if (entrypoint)
         e->entrypoint = x;
     e->last_activity_ns = sk_now_ns();
+    if (to_file)
+        schedule_poll(s);
     exec_rec_copy(out, &x->rec);
     return 0;
 }
@@ -1299,11 +1626,20 @@ int sk_sched_new(struct sk_runtime *rt, struct sk_store *st, const struct sk_loo
     s->on_exec_end = cfg->on_exec_end;
     s->observer_ctx = cfg->observer_ctx;
     s->buf = xmalloc(READ_CHUNK);
+    s->ino_fd = -1;
     int ret = sk_mkdir_p(s->sandboxes_dir, 0700, err);
     if (ret < 0) {
         sk_sched_free(s);
         return ret;
     }
+    /* Output files are followed with inotify; without it, by a timer. */
+    s->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (s->ino_fd < 0)
+        sk_log_warn("inotify: %s; output files are polled every %d ms", strerror(errno), OUTPUT_POLL_MS);
+    else if (s->loop.watch(s->loop.ctx, s->ino_fd, on_inotify, s) < 0)
+        sk_close(&s->ino_fd);
+    else
+        s->ino_watched = true;
     struct sk_error perr = {0};
     if (sk_sched_purge(s, &perr) < 0)
         sk_log_warn("retention sweep: %s", perr.msg);
@@ -1330,6 +1666,10 @@ void sk_sched_free(struct sk_sched *s)
         free(w);
     }
     timer_clear(s, &s->retention_timer);
+    timer_clear(s, &s->poll_timer);
+    if (s->ino_watched)
+        s->loop.unwatch(s->loop.ctx, s->ino_fd);
+    sk_close(&s->ino_fd);
     free(s->data_dir);
     free(s->sandboxes_dir);
     free(s->buf);
@@ -1389,50 +1729,390 @@ static void on_retention(void *arg)
     timer_arm(s, &s->retention_timer, RETENTION_SWEEP_MS, on_retention, s);
 }
 
-static void mark_lost(struct sk_sched *s, struct sk_sandbox_rec *rec)
+/* ms_until - milliseconds until CLOCK_MONOTONIC deadline_ns (rounded up,
+ * 0 when past); `fallback` when there is no deadline. */
+static int64_t ms_until(int64_t deadline_ns, int64_t fallback)
+{
+    if (deadline_ns <= 0)
+        return fallback;
+    int64_t left = deadline_ns - sk_now_ns();
+    return left <= 0 ? 0 : (left + 999999) / 1000000;
+}
+
+/* runtime_json_new - the part of a sandbox's runtime_json that comes from
+ * the request: its env, workdir and idle timeout, which its execs need
+ * after an adoption too. EINVAL for text that is not UTF-8. */
+static json_t *runtime_json_new(const struct sk_sandbox_req *req, struct sk_error *err)
+{
+    json_t *j = json_object();
+    if (req->env != NULL) {
+        json_t *env = json_array();
+        for (size_t i = 0; req->env[i] != NULL; i++) {
+            json_t *v = json_string(req->env[i]);
+            if (v == NULL) {
+                json_decref(env);
+                json_decref(j);
+                sk_error_setv(err, EINVAL, "env entry %zu is not valid UTF-8", i);
+                return NULL;
+            }
+            json_array_append_new(env, v);
+        }
+        json_object_set_new(j, "env", env);
+    }
+    if (req->workdir != NULL) {
+        json_t *v = json_string(req->workdir);
+        if (v == NULL) {
+            json_decref(j);
+            sk_error_setv(err, EINVAL, "workdir is not valid UTF-8");
+            return NULL;
+        }
+        json_object_set_new(j, "workdir", v);
+    }
+    if (req->idle_timeout_ms > 0)
+        json_object_set_new(j, "idle_timeout_ms", json_integer((json_int_t)req->idle_timeout_ms));
+    return j;
+}
+
+static void runtime_json_sync(struct sched_sandbox *e)
+{
+    free(e->rec.runtime_json);
+    e->rec.runtime_json = json_dumps(e->runtime, JSON_COMPACT | JSON_SORT_KEYS);
+}
+
+/* ---- recovery ------------------------------------------------------------------------------ */
+
+/* exec_record_lost - an exec recorded as running whose process cannot be
+ * found: it ended while nobody watched, how is unknown (exit_code -1). */
+static void exec_record_lost(struct sk_sched *s, struct sk_exec_rec *xr, int64_t now)
+{
+    struct sk_error err = {0};
+    set_str(&xr->state, "exited");
+    xr->exit_code = -1;
+    xr->ended_at = now;
+    if (sk_store_exec_update(s->st, xr, &err) < 0)
+        sk_log_error("exec '%s': %s", xr->id, err.msg);
+    else
+        sk_log_warn("exec '%s': its process was not found after a restart; recorded as ended (exit code unknown)",
+                    xr->id);
+}
+
+/* mark_lost - record a sandbox that could not be re-adopted (its remains
+ * are removed by the caller) and its running execs as ended. */
+static void mark_lost(struct sk_sched *s, struct sk_sandbox_rec *rec, const char *detail)
 {
     struct sk_error err = {0};
     int64_t now = now_ms();
     struct sk_exec_rec *execs = NULL;
     size_t n = 0;
     if (sk_store_exec_list(s->st, rec->id, &execs, &n, &err) == 0) {
-        for (size_t i = 0; i < n; i++) {
-            if (strcmp(execs[i].state, "running") != 0)
-                continue;
-            set_str(&execs[i].state, "exited");
-            execs[i].exit_code = -1;
-            execs[i].ended_at = now;
-            if (sk_store_exec_update(s->st, &execs[i], &err) < 0)
-                sk_log_error("exec '%s': %s", execs[i].id, err.msg);
-        }
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(execs[i].state, "running") == 0)
+                exec_record_lost(s, &execs[i], now);
         sk_exec_recs_free(execs, n);
     } else {
         sk_log_error("sandbox '%s': list its execs: %s", rec->id, err.msg);
     }
-    int left = sk_cgroup_count_children(sk_runtime_cgroups(s->rt), rec->id, &err);
-    if (left > 0)
-        sk_log_warn("sandbox '%s': its cgroup is still there (another live process owns it?)", rec->id);
     set_str(&rec->state, "terminated");
     set_str(&rec->reason, "lost");
-    set_str(&rec->reason_detail, "server restarted");
+    set_str(&rec->reason_detail, detail);
     rec->ended_at = now;
     if (sk_store_sandbox_update(s->st, rec, &err) < 0)
         sk_log_error("sandbox '%s': record it lost: %s", rec->id, err.msg);
     else
-        sk_log_info("sandbox '%s' ended: lost: server restarted", rec->id);
+        sk_log_warn("sandbox '%s' ended: lost: %s", rec->id, detail);
     if (s->on_sandbox != NULL)
         s->on_sandbox(s->observer_ctx, rec);
 }
 
+/* exec_adopt - the live state of an exec recorded as running whose process
+ * skiff-init lists as `pi`; linked into e. Its stdin pipe is gone (it went
+ * with the earlier process: the process has seen EOF); a pty's master is
+ * opened again, and input and output go through it as before. */
+static struct sched_exec *exec_adopt(struct sched_sandbox *e, const struct sk_exec_rec *xr,
+                                     const struct sk_agent_proc_info *pi)
+{
+    struct sk_sched *s = e->s;
+    struct sched_exec *x = xcalloc(1, sizeof(*x));
+    x->e = e;
+    snprintf(x->id, sizeof(x->id), "%s", xr->id);
+    exec_rec_copy(&x->rec, xr);
+    x->proc_id = pi->id;
+    x->pty = xr->pty;
+    x->has_stdin = pi->pty || pi->want_stdin;
+    x->stdin_fd = -1;
+    x->in.closed = true;
+    for (int i = 0; i < 2; i++) {
+        struct stream *st = &x->out[i];
+        *st = (struct stream){.x = x, .idx = i, .fd = -1, .file_fd = -1, .to_file = !x->pty};
+        char path[PATH_MAX], suffix[32];
+        struct stat sb;
+        snprintf(suffix, sizeof(suffix), "%s.truncated", stream_names[i]);
+        exec_output_path(s, e->id, x->id, suffix, path, sizeof(path));
+        st->truncated = lstat(path, &sb) == 0;
+        exec_output_path(s, e->id, x->id, stream_names[i], path, sizeof(path));
+        if (lstat(path, &sb) == 0)
+            st->stored = sb.st_size;
+        if (x->pty && i == OUT_STDOUT) {
+            st->file_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+            if (st->file_fd < 0)
+                sk_log_error("exec '%s': open '%s': %s; dropping its further output", x->id, path, strerror(errno));
+        }
+    }
+    if (x->pty && !pi->exited) {
+        struct sk_error err = {0};
+        struct stream *st = &x->out[OUT_STDOUT];
+        if (sk_agent_open_pty(sk_sandbox_agent(e->sb), x->proc_id, &st->fd, &err) < 0) {
+            sk_log_warn("exec '%s': re-open its pty: %s; its output is not followed", x->id, err.msg);
+        } else {
+            set_nonblock(st->fd);
+            if (s->loop.watch(s->loop.ctx, st->fd, on_stream, st) < 0) {
+                sk_log_error("exec '%s': cannot follow its pty: %s", x->id, strerror(errno));
+                sk_close(&st->fd);
+            } else {
+                st->watched = true;
+                x->in.closed = false;
+            }
+        }
+    }
+    if (pi->exited) {
+        x->exited = true;
+        x->ev = pi->end;
+        x->exit_ns = sk_now_ns();
+    }
+    x->next = e->execs;
+    e->execs = x;
+    return x;
+}
+
+/* proc_matches - pi can be the process of exec xr (spawned the same way). */
+static bool proc_matches(const struct sk_agent_proc_info *pi, const struct sk_exec_rec *xr)
+{
+    return pi->pty == xr->pty && pi->output_to_fds == !xr->pty;
+}
+
+/* reconcile_execs - match skiff-init's processes with the execs the store
+ * says are running: a match goes on (or, if it ended while nobody owned
+ * the sandbox, is finished by the caller with its real status); an exec
+ * without a process is recorded as ended (-1); a process no running exec
+ * claims is killed (its EXIT is released when it comes) or, if it has
+ * ended, released. */
+static int reconcile_execs(struct sched_sandbox *e, struct sk_error *err)
+{
+    struct sk_sched *s = e->s;
+    struct sk_agent *a = sk_sandbox_agent(e->sb);
+    struct sk_agent_proc_info *procs = NULL;
+    size_t n = 0;
+    int ret = sk_agent_list_procs(a, &procs, &n, err);
+    if (ret < 0)
+        return sk_error_prefix(err, "list its processes");
+    struct sk_exec_rec *xrs = NULL;
+    size_t nx = 0;
+    if ((ret = sk_store_exec_list(s->st, e->id, &xrs, &nx, err)) < 0) {
+        free(procs);
+        return sk_error_prefix(err, "list its execs");
+    }
+    bool *claimed = xcalloc(n + 1, sizeof(bool));
+    int64_t now = now_ms();
+    for (size_t i = 0; i < nx; i++) {
+        if (strcmp(xrs[i].state, "running") != 0)
+            continue;
+        uint32_t proc_id = 0;
+        const struct sk_agent_proc_info *pi = NULL;
+        if (read_proc_file(s, e->id, xrs[i].id, &proc_id) == 0) {
+            for (size_t k = 0; k < n && pi == NULL; k++) {
+                if (!claimed[k] && procs[k].id == proc_id && proc_matches(&procs[k], &xrs[i])) {
+                    claimed[k] = true;
+                    pi = &procs[k];
+                }
+            }
+        }
+        if (pi == NULL)
+            exec_record_lost(s, &xrs[i], now);
+        else
+            exec_adopt(e, &xrs[i], pi);
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (claimed[k])
+            continue;
+        struct sk_error perr = {0};
+        if (procs[k].exited) {
+            sk_agent_release(a, procs[k].id, NULL);
+            continue;
+        }
+        sk_log_warn("sandbox '%s': process %u (pid %d) belongs to no recorded exec; killing it", e->id, procs[k].id,
+                    (int)procs[k].pid);
+        if (sk_agent_signal(a, procs[k].id, SIGKILL, &perr) < 0 && perr.code != ESRCH)
+            sk_log_warn("sandbox '%s': %s", e->id, perr.msg);
+    }
+    free(claimed);
+    free(procs);
+    sk_exec_recs_free(xrs, nx);
+    return 0;
+}
+
+/* sandbox_readopt - rebuild the live state of adopted sandbox sb from its
+ * record: env, workdir, watches, its execs, timers. Returns 1 when it runs
+ * on, 0 when it turned out to have ended (its entrypoint exited while
+ * nobody owned it: recorded as usual), -1 when it was recorded lost. */
+static int sandbox_readopt(struct sk_sched *s, const struct sk_sandbox_rec *rec, json_t *runtime, struct sk_sandbox *sb)
+{
+    struct sched_sandbox *e = xcalloc(1, sizeof(*e));
+    struct sk_error err = {0};
+    e->s = s;
+    e->sb = sb;
+    e->wd = -1;
+    e->persistent = true;
+    e->runtime = json_incref(runtime);
+    snprintf(e->id, sizeof(e->id), "%s", rec->id);
+    sandbox_rec_copy(&e->rec, rec);
+    json_t *env_j = json_object_get(runtime, "env");
+    const char **env = NULL;
+    if (json_is_array(env_j)) {
+        env = xcalloc(json_array_size(env_j) + 1, sizeof(char *));
+        size_t k = 0;
+        for (size_t i = 0; i < json_array_size(env_j); i++) {
+            const char *v = json_string_value(json_array_get(env_j, i));
+            if (v != NULL && v[0] != '=' && strchr(v, '=') != NULL)
+                env[k++] = v;
+        }
+    }
+    sandbox_env_init(e, env);
+    free(env);
+    const char *workdir = json_string_value(json_object_get(runtime, "workdir"));
+    e->workdir = workdir != NULL && workdir[0] == '/' ? xstrdup(workdir) : NULL;
+    json_int_t idle = json_integer_value(json_object_get(runtime, "idle_timeout_ms"));
+    e->idle_timeout_ms = idle > 0 ? (int64_t)idle : 0;
+    e->last_activity_ns = sk_now_ns();
+    e->next = s->sandboxes;
+    s->sandboxes = e;
+    /* Counted as running like a new one; its end is counted as usual. */
+    if (s->on_sandbox != NULL)
+        s->on_sandbox(s->observer_ctx, &e->rec);
+
+    struct sk_loop_ops *l = &s->loop;
+    if (l->watch(l->ctx, sk_agent_fd(sk_sandbox_agent(sb)), on_agent, e) < 0) {
+        sk_error_set(&err, errno ? errno : EIO, "server restarted; watch its control socket");
+        end_sandbox(e, "lost", err.msg, -1);
+        return -1;
+    }
+    e->agent_watched = true;
+    if (l->watch(l->ctx, sk_sandbox_pidfd(sb), on_pidfd, e) < 0) {
+        sk_error_set(&err, errno ? errno : EIO, "server restarted; watch its init process");
+        end_sandbox(e, "lost", err.msg, -1);
+        return -1;
+    }
+    e->pidfd_watched = true;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s/%s/execs", s->sandboxes_dir, e->id);
+    if (sk_mkdir_p(dir, 0700, &err) == 0)
+        sandbox_watch_dir(e, dir);
+    if (reconcile_execs(e, &err) < 0) {
+        sk_error_prefix(&err, "server restarted");
+        end_sandbox(e, "lost", err.msg, -1);
+        return -1;
+    }
+
+    /* The timeout at its original deadline (the runtime's, kept in the
+     * adopt info); idleness counts from now. */
+    int64_t deadline = sk_sandbox_deadline_ns(sb);
+    if (deadline > 0)
+        timer_arm(s, &e->timeout_timer, ms_until(deadline, 0), on_timeout, e);
+    if (e->idle_timeout_ms > 0)
+        timer_arm(s, &e->idle_timer, e->idle_timeout_ms, on_idle, e);
+
+    const char *ep = json_string_value(json_object_get(runtime, "entrypoint_exec"));
+    if (ep != NULL) {
+        for (struct sched_exec *x = e->execs; x != NULL; x = x->next)
+            if (strcmp(x->id, ep) == 0)
+                e->entrypoint = x;
+        if (e->entrypoint == NULL) {
+            /* It ended before the crash (and its sandbox's end was not
+             * stored), or its process is gone: the sandbox ends with it. */
+            struct sk_exec_rec xr;
+            int code = -1;
+            if (sk_store_exec_get(s->st, ep, &xr, NULL) == 0) {
+                code = xr.exit_code;
+                sk_exec_rec_release(&xr);
+            }
+            if (code >= 0) {
+                end_sandbox(e, "exited", NULL, code);
+                return 0;
+            }
+            end_sandbox(e, "lost", "server restarted; its entrypoint's process was not found", -1);
+            return -1;
+        }
+        if (e->entrypoint->exited) {
+            const struct sk_agent_event *ev = &e->entrypoint->ev;
+            bool oom = ev->signo == SIGKILL && sk_sandbox_oom_kills(e->sb) > 0;
+            end_sandbox(e, oom ? "oom" : "exited", NULL, ev->exit_code);
+            return 0;
+        }
+    }
+    /* Execs that ended while nobody owned the sandbox: their real status. */
+    size_t n_ended = 0;
+    for (struct sched_exec *x = e->execs; x != NULL; x = x->next)
+        n_ended += x->exited;
+    if (n_ended > 0) {
+        struct sched_exec **ended = xcalloc(n_ended, sizeof(*ended));
+        size_t k = 0;
+        for (struct sched_exec *x = e->execs; x != NULL; x = x->next)
+            if (x->exited)
+                ended[k++] = x;
+        for (size_t i = 0; i < k; i++)
+            exec_after_exit(ended[i]); /* each frees only itself */
+        free(ended);
+    }
+    size_t running = 0;
+    for (struct sched_exec *x = e->execs; x != NULL; x = x->next) {
+        exec_poll_files(x); /* the cap, for what was written while nobody looked */
+        running++;
+    }
+    schedule_poll(s);
+    schedule_pump(e); /* EXITs skiff-init sent again after HELLO */
+    sk_log_info("sandbox '%s' re-adopted (pid %d, %zu exec(s) running, %zu ended meanwhile)", e->id,
+                (int)sk_sandbox_pid(sb), running, n_ended);
+    return 1;
+}
+
+/* recover_one - re-adopt the sandbox of record rec, or destroy what is left
+ * of it and record it lost. Returns as sandbox_readopt. */
+static int recover_one(struct sk_sched *s, struct sk_sandbox_rec *rec)
+{
+    struct sk_error err = {0};
+    json_t *runtime = rec->runtime_json != NULL ? json_loads(rec->runtime_json, 0, NULL) : NULL;
+    const char *adopt = json_string_value(json_object_get(runtime, "adopt"));
+    struct sk_sandbox_adopt_info info;
+    int parsed = adopt != NULL ? sk_sandbox_adopt_info_parse(adopt, &info, &err)
+                               : sk_error_setv(&err, ENOENT, "no adopt record");
+    if (parsed == 0 && strcmp(info.id, rec->id) != 0)
+        parsed = sk_error_setv(&err, EINVAL, "its adopt record names another sandbox");
+    bool have_info = parsed == 0;
+    if (have_info && strcmp(rec->state, "running") != 0) {
+        sk_error_setv(&err, EINPROGRESS, "it was still being created");
+    } else if (have_info) {
+        struct sk_sandbox *sb = NULL;
+        if (sk_sandbox_adopt(s->rt, &info, &sb, &err) == 0) {
+            int r = sandbox_readopt(s, rec, runtime, sb);
+            json_decref(runtime);
+            return r;
+        }
+    }
+    json_decref(runtime);
+    char detail[sizeof(err.msg) + 32];
+    snprintf(detail, sizeof(detail), "server restarted: %s", err.msg);
+    struct sk_error derr = {0};
+    if (have_info && sk_sandbox_destroy_orphan(s->rt, &info, &derr) < 0)
+        sk_log_warn("sandbox '%s': %s", rec->id, derr.msg);
+    mark_lost(s, rec, detail);
+    return -1;
+}
+
 int sk_sched_recover(struct sk_sched *s, struct sk_error *err)
 {
-    /* Kill and remove whatever an earlier process of ours left running (its
-     * lock went with it). sk_runtime_new did this already; doing it here too
-     * makes recovery independent of when the runtime was created. */
-    struct sk_error serr = {0};
-    if (sk_runtime_cleanup_stale(s->rt, &serr) < 0)
-        sk_log_warn("stale sandbox sweep: %s", serr.msg);
-    int count = 0;
+    /* Every record first (recovering changes states, and with them the
+     * pages of a listing by state). */
+    struct sk_sandbox_rec *all = NULL;
+    size_t n_all = 0;
     static const char *const states[] = {"running", "creating"};
     for (size_t k = 0; k < SK_ARRAY_SIZE(states); k++) {
         char *cursor = NULL;
@@ -1444,19 +2124,38 @@ int sk_sched_recover(struct sk_sched *s, struct sk_error *err)
             int ret = sk_store_sandbox_list(s->st, &f, &recs, &n, &next, err);
             free(cursor);
             cursor = NULL;
-            if (ret < 0)
+            if (ret < 0) {
+                sk_sandbox_recs_free(all, n_all);
                 return ret;
-            for (size_t i = 0; i < n; i++) {
-                if (sandbox_live(s, recs[i].id) != NULL)
-                    continue;
-                mark_lost(s, &recs[i]);
-                count++;
             }
-            sk_sandbox_recs_free(recs, n);
+            all = xrealloc(all, (n_all + n + 1) * sizeof(*all));
+            if (n > 0)
+                memcpy(all + n_all, recs, n * sizeof(*recs));
+            n_all += n;
+            free(recs); /* the records' fields moved to all */
             cursor = next;
         } while (cursor != NULL);
     }
-    return count;
+    int lost = 0, adopted = 0;
+    for (size_t i = 0; i < n_all; i++) {
+        if (sandbox_live(s, all[i].id) != NULL)
+            continue;
+        int r = recover_one(s, &all[i]);
+        adopted += r > 0;
+        lost += r < 0;
+    }
+    sk_sandbox_recs_free(all, n_all);
+    /* Whatever no record claims (an earlier process died between creating
+     * a sandbox and recording it, or recorded it lost): kill and remove. */
+    struct sk_error serr = {0};
+    int swept = sk_runtime_cleanup_stale(s->rt, &serr);
+    if (swept < 0)
+        sk_log_warn("stale sandbox sweep: %s", serr.msg);
+    else if (swept > 0)
+        sk_log_info("stale sandbox sweep: %d leftover(s) removed", swept);
+    if (adopted > 0 || lost > 0)
+        sk_log_info("recovery: %d sandbox(es) re-adopted, %d lost", adopted, lost);
+    return lost;
 }
 
 /* ---- public: sandboxes ----------------------------------------------------------------- */
@@ -1541,6 +2240,11 @@ int sk_sched_create(struct sk_sched *s, const struct sk_sandbox_req *req, struct
         }
     }
 
+    /* What a new owner needs besides the runtime's adopt info. */
+    json_t *runtime = runtime_json_new(req, err);
+    if (runtime == NULL)
+        return -err->code;
+
     int64_t created_at = now_ms();
     struct sk_sandbox_spec spec = {
         .image = req->image,
@@ -1548,18 +2252,30 @@ int sk_sched_create(struct sk_sched *s, const struct sk_sandbox_req *req, struct
         .disk_bytes = req->disk_bytes,
         .timeout_ms = timeout,
         .die_with_owner = false,
+        .persistent = true, /* a restarted server adopts it (sk_sched_recover) */
     };
     struct sk_sandbox *sb = NULL;
     ret = sk_sandbox_create(s->rt, &spec, &sb, err);
+    struct sk_sandbox_adopt_info info;
+    char adopt[SK_SANDBOX_ADOPT_INFO_MAX];
+    if (ret == 0 && (ret = sk_sandbox_describe(sb, &info, err)) == 0 &&
+        sk_sandbox_adopt_info_format(&info, adopt, sizeof(adopt)) < 0)
+        ret = sk_error_setv(err, ENOSPC, "sandbox '%s': its adopt record does not fit", sk_sandbox_id(sb));
     if (ret < 0) {
+        sk_sandbox_free(sb);
+        json_decref(runtime);
         if (err->code != EINVAL) /* EINVAL: a bad request, not a failed sandbox */
             record_failed(s, created_at, spec_json, tags, err);
         return ret;
     }
+    json_object_set_new(runtime, "adopt", json_string(adopt));
 
     struct sched_sandbox *e = xcalloc(1, sizeof(*e));
     e->s = s;
     e->sb = sb;
+    e->wd = -1;
+    e->persistent = sk_sandbox_is_persistent(sb);
+    e->runtime = runtime;
     snprintf(e->id, sizeof(e->id), "%s", sk_sandbox_id(sb));
     e->rec = (struct sk_sandbox_rec){.id = xstrdup(e->id),
                                      .name = dup_or_null(req->name),
@@ -1569,6 +2285,9 @@ int sk_sched_create(struct sk_sched *s, const struct sk_sandbox_req *req, struct
                                      .created_at = created_at,
                                      .exit_code = -1,
                                      .host_pid = sk_sandbox_pid(sb)};
+    runtime_json_sync(e);
+    /* Committed with its adopt info before anything is reported: a crash
+     * from here on leaves a record that recovery can act on. */
     ret = sk_store_sandbox_insert(s->st, &e->rec, err);
     if (ret < 0) {
         sk_sandbox_free(sb);
@@ -1605,9 +2324,8 @@ int sk_sched_create(struct sk_sched *s, const struct sk_sandbox_req *req, struct
             end_sandbox(e, "error", err->msg, -1);
             return ret;
         }
-        json_t *rj = json_pack("{s:s}", "entrypoint_exec", xrec.id);
-        e->rec.runtime_json = json_dumps(rj, JSON_COMPACT);
-        json_decref(rj);
+        json_object_set_new(e->runtime, "entrypoint_exec", json_string(xrec.id));
+        runtime_json_sync(e);
         sk_exec_rec_release(&xrec);
     }
     set_str(&e->rec.state, "running");
@@ -1617,7 +2335,8 @@ int sk_sched_create(struct sk_sched *s, const struct sk_sandbox_req *req, struct
         end_sandbox(e, "error", err->msg, -1);
         return ret;
     }
-    timer_arm(s, &e->timeout_timer, timeout, on_timeout, e);
+    /* The runtime's deadline, the same one an adoption re-arms. */
+    timer_arm(s, &e->timeout_timer, ms_until(sk_sandbox_deadline_ns(sb), timeout), on_timeout, e);
     if (e->idle_timeout_ms > 0)
         timer_arm(s, &e->idle_timer, e->idle_timeout_ms, on_idle, e);
     sk_log_info("sandbox '%s' running (pid %d)", e->id, (int)sk_sandbox_pid(sb));
@@ -1869,6 +2588,7 @@ int sk_sched_exec_output_info(struct sk_sched *s, const char *exec_id, struct sk
     if (ret < 0)
         return ret;
     if (x != NULL) {
+        exec_poll_files(x);
         info->stdout_bytes = x->out[OUT_STDOUT].stored;
         info->stderr_bytes = x->out[OUT_STDERR].stored;
         info->stdout_truncated = x->out[OUT_STDOUT].truncated;

@@ -20,8 +20,22 @@
  * Layout under <data_dir>/sandboxes/<sandbox id>/ (directories 0700, files
  * 0600): execs/<exec id>.stdout and .stderr, appended while the exec runs
  * and complete once it has ended; execs/<exec id>.stdout.truncated (and
- * .stderr.truncated), empty, when that stream passed max_output_bytes.
- * Removed with the sandbox's record by the retention sweep.
+ * .stderr.truncated), empty, when that stream passed max_output_bytes;
+ * execs/<exec id>.proc, {"proc_id": N}, skiff-init's id of the exec's
+ * process while it runs. Removed with the sandbox's record by the
+ * retention sweep.
+ *
+ * Restarts. The sandboxes are persistent (runtime/sandbox.h): a crash of
+ * the owning process (kill -9) leaves them and their execs running, and
+ * the next process's sk_sched_recover adopts them again; their records say
+ * "running" throughout. The process of an exec without a pty writes its
+ * output files itself, so nothing of it is lost while nobody owns the
+ * sandbox, and a reader resumes by offset. What does not survive: an exec's
+ * stdin pipe (its write end was the crashed process's: the process reads
+ * EOF, and sk_sched_exec_stdin says EALREADY afterwards) and, for a pty
+ * exec, the master fd (it is opened again on adoption; output the pty
+ * held when its process exited while nobody owned the sandbox is lost). An
+ * orderly stop (sk_sched_free) still ends every sandbox.
  *
  * SIGPIPE: writes to an exec's stdin never raise SIGPIPE in the owner (it is
  * blocked and consumed around each write), so the owner need not ignore it.
@@ -59,7 +73,9 @@ struct sk_sched_config {
     int64_t default_timeout_ms; /* 0: 300 s (capped to max_timeout_ms when that is smaller) */
     int64_t max_timeout_ms;     /* 0: no maximum */
     int64_t retention_ms;       /* how long ended sandboxes stay queryable; 0: 24 h */
-    int64_t max_output_bytes;   /* per exec stream; 0: 1 GiB */
+    int64_t max_output_bytes;   /* per exec stream; 0: 1 GiB. A process that writes more
+                                   is SIGKILLed (pty: the excess is dropped instead) and
+                                   its file cut back to the limit and marked truncated */
     /* Optional observers (metrics), called on the loop after the change is
      * stored: a sandbox started ("running") or ended ("terminated", with its
      * reason), an exec ended. They must not call back into the manager. */
@@ -79,9 +95,12 @@ struct sk_sched_config {
 /* Bytes sk_sched_exec_stdin buffers per exec while the process does not
  * read (EAGAIN beyond: retry later). */
 #define SK_SCHED_STDIN_BUF_MAX (1024 * 1024)
-/* After an exec's process has exited, its output is read until its pipes
- * are quiet for SK_SCHED_EXEC_GRACE_MS (a background child may hold them
- * open forever), at most SK_SCHED_EXEC_DRAIN_MAX_MS; then the exec ends. */
+/* After a pty exec's process has exited, its output is read until the
+ * master is quiet for SK_SCHED_EXEC_GRACE_MS (a background child may hold
+ * the terminal open forever), at most SK_SCHED_EXEC_DRAIN_MAX_MS; then the
+ * exec ends. (Any other exec ends with its process: it wrote its output
+ * files itself. A background child that still holds them may append to
+ * them afterwards - within max_output_bytes - until its sandbox ends.) */
 #define SK_SCHED_EXEC_GRACE_MS 200
 #define SK_SCHED_EXEC_DRAIN_MAX_MS 2000
 
@@ -97,17 +116,28 @@ int sk_sched_new(struct sk_runtime *rt, struct sk_store *st, const struct sk_loo
  * detail "server shutdown"), deliver the resulting end notifications to the
  * waiters and watchers registered at that moment (synchronously, from
  * inside this call), drop the rest without a call, and free. NULL is a
- * no-op. */
+ * no-op. (This is the orderly stop; a process that dies without it leaves
+ * its sandboxes running for sk_sched_recover.) */
 void sk_sched_free(struct sk_sched *s);
 
-/* sk_sched_recover - at start: every sandbox the store says is running
- * belonged to an earlier process of this server; it cannot be reached any
- * more (re-adoption arrives with persistent sandboxes), so it is killed,
- * cleaned up and recorded with reason "lost" (detail "server restarted");
- * its execs still "running" are recorded as exited with exit_code -1 (the
- * outcome is unknown). Cleaning up is the runtime's stale sweep (cgroups
- * and processes of sandboxes whose owner process is gone), run again here.
- * Returns how many. */
+/* sk_sched_recover - at start, before anything else uses the manager:
+ * every sandbox the store says is running belonged to an earlier process
+ * of this server. Each is adopted again (sk_sandbox_adopt with the adopt
+ * info in its record) and carries on: its execs are matched with the
+ * processes skiff-init lists - those still running go on (output followed
+ * from where the files are, pty masters re-opened), those that ended
+ * meanwhile are recorded with their real exit status, an exec whose process
+ * is gone is recorded as exited with exit_code -1, a process no exec claims
+ * is killed -, its timeout fires at its original deadline, its idle
+ * timeout counts from now, and its entrypoint still ends it. A sandbox that
+ * cannot be adopted (its pid 1 died, another boot, no adopt info, or it was
+ * still being created) is destroyed (sk_sandbox_destroy_orphan) and
+ * recorded with reason "lost" (detail "server restarted: <why>"), its
+ * running execs as exited with exit_code -1. Then the runtime's stale sweep
+ * removes every sandbox of the state directory that nobody owns. The
+ * runtime must have been created with keep_unowned (else its own start
+ * already swept them). Returns how many were recorded lost; logs how many
+ * were re-adopted. */
 int sk_sched_recover(struct sk_sched *s, struct sk_error *err);
 
 /* sk_sched_purge - the retention sweep, now: delete the records of
@@ -187,7 +217,8 @@ struct sk_exec_req {
     const char *workdir;    /* NULL: the sandbox's */
     int64_t timeout_ms;     /* 0: none; when it passes skiff-init SIGKILLs the process
                                group and the record says timed_out */
-    bool stdin_pipe;        /* keep stdin open for sk_sched_exec_stdin (pty: always) */
+    bool stdin_pipe;        /* keep stdin open for sk_sched_exec_stdin (pty: always);
+                               a pipe does not survive a restart (see above) */
     bool pty;
     uint16_t rows, cols;
 };

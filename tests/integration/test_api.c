@@ -4,6 +4,9 @@
  * bad input each endpoint must refuse without harm. */
 #include "skiffd_test.h"
 
+#include <glob.h>
+#include <sys/prctl.h>
+
 #include "runtime/cgroup.h"
 
 static void start(struct skiffd *s)
@@ -459,58 +462,292 @@ TEST_TIMEOUT(large_output_through_a_slow_reader_keeps_memory_flat, 120)
     skiffd_finish(&s);
 }
 
-/* kill -9 of skiffd: after the restart the sandbox it ran is recorded as
- * lost, and nothing of it is left behind. */
-TEST_TIMEOUT(crash_and_restart_records_lost_and_leaves_nothing, 120)
+/* ---- kill -9 of skiffd and its restart ---------------------------------------------- */
+
+/* The tests below make themselves child subreapers: the sandboxes' pid 1,
+ * children of the killed skiffd, become the test's (as they would become
+ * init's), so that the test can reap them and tell "gone" from "zombie". */
+
+#define CRASH_LOOP "for i in $(seq 1 30); do echo $i; sleep 0.1; done"
+
+static int count_lines(const char *path)
 {
-    struct skiffd s;
-    start(&s);
-    char id[64], q[256];
-    create(&s, "{\"name\": \"survivor\"}", id, sizeof(id));
-    kill(s.pid, SIGKILL);
-    waitpid(s.pid, NULL, 0);
-    s.pid = 0;
-    skiffd_start(&s);
-    struct resp r;
-    snprintf(q, sizeof(q), "/v1/sandboxes/%s", id);
-    api(&s, "GET", q, NULL, 200, &r);
-    ASSERT_EQ_STR(jstr(&r, "state"), "terminated");
-    ASSERT_EQ_STR(jstr(&r, "reason"), "lost");
-    resp_free(&r);
-    api(&s, "GET", "/metrics", NULL, 200, &r);
-    ASSERT_CONTAINS(r.body, "skiff_sandbox_terminations_total{reason=\"lost\"} 1");
-    resp_free(&r);
-    /* its cgroup (and with it every process) is gone */
+    _cleanup_free_ char *text = read_text(path);
+    int n = 0;
+    for (const char *p = text; p != NULL && *p; p++)
+        n += *p == '\n';
+    return n;
+}
+
+/* sandbox_pids - the processes in the sandbox's cgroup (every hierarchy);
+ * returns how many (duplicates included), at most max. */
+static size_t sandbox_pids(const char *id, pid_t *pids, size_t max)
+{
+    char pattern[2][256];
+    snprintf(pattern[0], sizeof(pattern[0]), "/sys/fs/cgroup/*/skiff-*/%s/cgroup.procs", id);
+    snprintf(pattern[1], sizeof(pattern[1]), "/sys/fs/cgroup/skiff-*/%s/cgroup.procs", id);
+    size_t n = 0;
+    for (int k = 0; k < 2; k++) {
+        glob_t g;
+        if (glob(pattern[k], 0, NULL, &g) != 0)
+            continue;
+        for (size_t i = 0; i < g.gl_pathc; i++) {
+            _cleanup_free_ char *text = read_text(g.gl_pathv[i]);
+            for (char *p = text, *end; p != NULL && *p && n < max; p = end) {
+                long v = strtol(p, &end, 10);
+                if (end == p)
+                    break;
+                if (v > 0)
+                    pids[n++] = (pid_t)v;
+            }
+        }
+        globfree(&g);
+    }
+    return n;
+}
+
+/* sandbox_init_pid - the host pid of the sandbox's skiff-init, or -1. */
+static pid_t sandbox_init_pid(const char *id)
+{
+    pid_t pids[256];
+    size_t n = sandbox_pids(id, pids, 256);
+    for (size_t i = 0; i < n; i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/comm", (int)pids[i]);
+        _cleanup_free_ char *comm = read_text(path);
+        if (comm != NULL && strcmp(comm, "skiff-init\n") == 0)
+            return pids[i];
+    }
+    return -1;
+}
+
+/* process_gone - neither running nor a zombie (reaped here if ours). */
+static bool process_gone(pid_t pid)
+{
+    for (int i = 0; i < 500; i++) {
+        waitpid(pid, NULL, WNOHANG | __WALL);
+        if (kill(pid, 0) < 0 && errno == ESRCH)
+            return true;
+        usleep(10000);
+    }
+    return false;
+}
+
+/* assert_no_cgroup - no cgroup of sandbox `id` in any hierarchy. */
+static void assert_no_cgroup(const char *id)
+{
     struct sk_test_output o;
-    const char *argv[] = {"/bin/sh", "-c", "for d in /sys/fs/cgroup/*/skiff-*/sb-* /sys/fs/cgroup/skiff-*/sb-*; do "
-                                           "[ -d \"$d\" ] && echo \"$d\"; done; exit 0",
+    const char *argv[] = {"/bin/sh", "-c",
+                          "for d in /sys/fs/cgroup/*/skiff-*/sb-* /sys/fs/cgroup/skiff-*/sb-*; do "
+                          "[ -d \"$d\" ] && echo \"$d\"; done; exit 0",
                           NULL};
     ASSERT_EQ_INT(sk_test_run(argv, NULL, NULL, 10, &o), 0);
     ASSERT_NOT_CONTAINS(o.out, id);
     sk_test_output_free(&o);
+}
+
+/* assert_no_state - no runtime state directory or lock of sandbox `id`. */
+static void assert_no_state(const struct skiffd *s, const char *id)
+{
+    char path[PATH_MAX + 128];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/runtime/sandboxes/%s", s->dir, id);
+    ASSERT_NE_INT(stat(path, &st), 0);
+    snprintf(path, sizeof(path), "%s/runtime/locks/%s.lock", s->dir, id);
+    ASSERT_NE_INT(stat(path, &st), 0);
+}
+
+/* crash - kill -9 of skiffd, as a crash: no teardown at all. */
+static void crash(struct skiffd *s)
+{
+    ASSERT_EQ_INT(kill(s->pid, SIGKILL), 0);
+    int status = 0;
+    ASSERT_EQ_INT(waitpid(s->pid, &status, 0), s->pid);
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    s->pid = 0;
+}
+
+/* stream_prefix - read a streamed (chunked) answer on fd until its body
+ * holds at least `want` bytes: the complete chunks so far go to body. */
+static size_t stream_prefix(int fd, char *body, size_t cap, size_t want, int timeout_s)
+{
+    char raw[8192];
+    size_t raw_len = 0, len = 0;
+    double deadline = now_ms() + timeout_s * 1000.0;
+    while (len < want) {
+        if (now_ms() > deadline)
+            FAIL("only %zu bytes of the stream within %d s", len, timeout_s);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t n = read(fd, raw + raw_len, sizeof(raw) - 1 - raw_len);
+        if (n <= 0)
+            FAIL("the stream ended after %zu bytes", len);
+        raw_len += (size_t)n;
+        raw[raw_len] = '\0';
+        char *head_end = strstr(raw, "\r\n\r\n");
+        if (head_end == NULL)
+            continue;
+        ASSERT_TRUE(strncmp(raw, "HTTP/1.1 200", 12) == 0);
+        size_t pos = (size_t)(head_end - raw) + 4;
+        len = 0;
+        for (;;) {
+            char *eol = strstr(raw + pos, "\r\n");
+            if (eol == NULL)
+                break;
+            size_t sz = strtoul(raw + pos, NULL, 16);
+            size_t data = (size_t)(eol - raw) + 2;
+            if (sz == 0 || data + sz + 2 > raw_len)
+                break;
+            ASSERT_LT_INT(len + sz, cap);
+            memcpy(body + len, raw + data, sz);
+            len += sz;
+            pos = data + sz + 2;
+        }
+    }
+    body[len] = '\0';
+    return len;
+}
+
+/* kill -9 of skiffd while an exec streams its output to a client: after the
+ * restart the sandbox has been re-adopted - still "running", no reason -,
+ * the client resumes at the offset it had read to and gets exactly the
+ * rest (1..30, nothing lost or doubled), the exec ends with its real exit
+ * code, new execs work, and terminating it leaves no cgroup, process,
+ * mount or state directory. */
+TEST_TIMEOUT(crash_and_restart_readopts_running_sandboxes, 120)
+{
+    ASSERT_EQ_INT(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    int mounts0 = count_lines("/proc/self/mountinfo");
+    struct skiffd s;
+    start(&s);
+    char id[64], q[320], out_path[256];
+    create(&s, "{\"name\": \"survivor\"}", id, sizeof(id));
+    struct resp r;
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/execs", id);
+    api(&s, "POST", q, "{\"argv\": [\"sh\", \"-c\", \"" CRASH_LOOP "\"]}", 201, &r);
+    char eid[64];
+    snprintf(eid, sizeof(eid), "%s", jstr(&r, "id"));
+    resp_free(&r);
+    snprintf(out_path, sizeof(out_path), "/v1/sandboxes/%s/execs/%s/output", id, eid);
+
+    /* A client follows the output and has read part of it. */
+    int fd = connect_to(&s, NULL);
+    ASSERT_GE_INT(fd, 0);
+    send_request(fd, "GET", out_path, s.token, NULL, 0, false);
+    char got[512];
+    size_t got_len = stream_prefix(fd, got, sizeof(got), 6, 10);
+    ASSERT_TRUE(strncmp(got, "1\n2\n3\n", 6) == 0);
+    pid_t init = sandbox_init_pid(id);
+    ASSERT_GT_INT(init, 0);
+
+    crash(&s);
+    close(fd);                       /* its stream ended with the server */
+    ASSERT_EQ_INT(kill(init, 0), 0); /* the sandbox did not */
+    usleep(300000);
+    skiffd_start(&s);
+
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s", id);
+    api(&s, "GET", q, NULL, 200, &r);
+    ASSERT_EQ_STR(jstr(&r, "state"), "running");
+    ASSERT_TRUE(json_is_null(json_object_get(r.json, "reason")));
+    resp_free(&r);
+    ASSERT_EQ_INT(sandbox_init_pid(id), init);
+
+    /* Resume at the offset: exactly the rest, following until the end. */
+    snprintf(q, sizeof(q), "%s?offset=%zu", out_path, got_len);
+    api(&s, "GET", q, NULL, 200, &r);
+    char want[256], all[512];
+    size_t wn = 0;
+    for (int i = 1; i <= 30; i++)
+        wn += (size_t)snprintf(want + wn, sizeof(want) - wn, "%d\n", i);
+    ASSERT_LT_INT(got_len + r.body_len, sizeof(all));
+    memcpy(all, got, got_len);
+    memcpy(all + got_len, r.body, r.body_len);
+    all[got_len + r.body_len] = '\0';
+    ASSERT_EQ_STR(all, want);
+    resp_free(&r);
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/execs/%s", id, eid);
+    api(&s, "GET", q, NULL, 200, &r);
+    ASSERT_EQ_STR(jstr(&r, "state"), "exited");
+    ASSERT_EQ_INT(jint(&r, "exit_code"), 0);
+    resp_free(&r);
+
+    /* It is fully usable. */
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/run", id);
+    api(&s, "POST", q, "{\"argv\": [\"sh\", \"-c\", \"echo after restart\"]}", 200, &r);
+    ASSERT_EQ_STR(jstr(&r, "stdout"), "after restart\n");
+    ASSERT_EQ_INT(jint(&r, "exit_code"), 0);
+    resp_free(&r);
+    api(&s, "GET", "/metrics", NULL, 200, &r);
+    ASSERT_CONTAINS(r.body, "skiff_sandboxes{state=\"running\"} 1\n");
+    ASSERT_CONTAINS(r.body, "skiff_sandbox_terminations_total{reason=\"lost\"} 0\n");
+    resp_free(&r);
+
+    /* Terminated, nothing of it is left. */
+    pid_t pids[256];
+    size_t np = sandbox_pids(id, pids, 256);
+    ASSERT_GT_INT(np, 0);
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/terminate", id);
+    api(&s, "POST", q, NULL, 200, &r);
+    resp_free(&r);
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s", id);
+    api(&s, "GET", q, NULL, 200, &r);
+    ASSERT_EQ_STR(jstr(&r, "state"), "terminated");
+    ASSERT_EQ_STR(jstr(&r, "reason"), "terminated");
+    resp_free(&r);
+    for (size_t i = 0; i < np; i++)
+        ASSERT_TRUE(process_gone(pids[i]));
+    assert_no_cgroup(id);
+    assert_no_state(&s, id);
+    ASSERT_EQ_INT(count_lines("/proc/self/mountinfo"), mounts0);
     skiffd_finish(&s);
 }
 
-/* The server's timeout policy: a default lifetime and a maximum a request
- * cannot exceed (no hard 24 h cap unless the operator sets one). */
-TEST(timeout_default_and_maximum_are_configurable)
+/* kill -9 of skiffd, and the sandbox's pid 1 is killed while skiffd is
+ * down: after the restart its record says "lost" (its running exec ended,
+ * exit code unknown), and nothing of it is left behind. */
+TEST_TIMEOUT(crash_and_restart_records_lost_and_leaves_nothing, 120)
 {
+    ASSERT_EQ_INT(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    int mounts0 = count_lines("/proc/self/mountinfo");
     struct skiffd s;
-    memset(&s, 0, sizeof(s));
-    make_data_dir(&s);
-    const char *extra[] = {"--sandbox-timeout", "1", "--max-sandbox-timeout", "100000", NULL};
-    skiffd_start_args(&s, extra);
+    start(&s);
     char id[64], q[256];
+    create(&s, "{\"name\": \"doomed\"}", id, sizeof(id));
     struct resp r;
-    create(&s, "{}", id, sizeof(id)); /* the default: 1 s */
-    snprintf(q, sizeof(q), "/v1/sandboxes/%s/wait?timeout=10", id);
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/execs", id);
+    api(&s, "POST", q, "{\"argv\": [\"sleep\", \"60\"]}", 201, &r);
+    char eid[64];
+    snprintf(eid, sizeof(eid), "%s", jstr(&r, "id"));
+    resp_free(&r);
+    pid_t init = sandbox_init_pid(id);
+    ASSERT_GT_INT(init, 0);
+    crash(&s);
+    ASSERT_EQ_INT(kill(init, SIGKILL), 0);
+    ASSERT_TRUE(process_gone(init));
+    skiffd_start(&s);
+
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s", id);
     api(&s, "GET", q, NULL, 200, &r);
-    ASSERT_EQ_STR(jstr(&r, "reason"), "timeout");
+    ASSERT_EQ_STR(jstr(&r, "state"), "terminated");
+    ASSERT_EQ_STR(jstr(&r, "reason"), "lost");
+    ASSERT_CONTAINS(jstr(&r, "reason_detail"), "server restarted");
     resp_free(&r);
-    create(&s, "{\"timeout\": 90000}", id, sizeof(id)); /* 25 h: allowed, no fixed 24 h cap */
-    api(&s, "POST", "/v1/sandboxes", "{\"timeout\": 100001}", 400, &r);
-    ASSERT_EQ_STR(err_code(&r), "invalid_argument");
-    ASSERT_CONTAINS(err_message(&r), "100000");
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/execs/%s", id, eid);
+    api(&s, "GET", q, NULL, 200, &r);
+    ASSERT_EQ_STR(jstr(&r, "state"), "exited");
+    ASSERT_TRUE(json_is_null(json_object_get(r.json, "exit_code")));
     resp_free(&r);
+    api(&s, "GET", "/metrics", NULL, 200, &r);
+    ASSERT_CONTAINS(r.body, "skiff_sandbox_terminations_total{reason=\"lost\"} 1\n");
+    ASSERT_CONTAINS(r.body, "skiff_sandboxes{state=\"running\"} 0\n");
+    resp_free(&r);
+    /* its cgroup (and with it every process) and its state are gone */
+    pid_t pids[16];
+    ASSERT_EQ_INT(sandbox_pids(id, pids, 16), 0);
+    assert_no_cgroup(id);
+    assert_no_state(&s, id);
+    ASSERT_EQ_INT(count_lines("/proc/self/mountinfo"), mounts0);
     skiffd_finish(&s);
 }

@@ -1,9 +1,12 @@
 /* The sandbox manager (lib/sched) on a real runtime and store: recorded
  * lifecycles and end reasons, timeouts, execs with output in files that a
- * reader can follow and resume, stdin, signals, recovery after a crash and
- * the retention sweep. Each test runs its own small epoll loop. */
+ * reader can follow and resume, stdin, signals, re-adoption after a crash
+ * (or a record of the loss) and the retention sweep. Each test runs its
+ * own small epoll loop. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <glob.h>
+#include <jansson.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
@@ -14,6 +17,7 @@
 #include "runtime/agent.h"
 #include "runtime/cgroup.h"
 #include "runtime/runtime.h"
+#include "runtime/sandbox.h"
 #include "sandbox_test.h"
 #include "sched/sandboxes.h"
 #include "store/store.h"
@@ -25,6 +29,7 @@
 #define SCHED_CGROUP_PARENT "skiff-test-sched"
 
 static char cgroup_parent[64];
+static char state_dir_path[PATH_MAX];
 
 /* test_cgroup_parent - skiff-test-sched/p<pid> of the test process (a child
  * forked by a test inherits it). */
@@ -33,6 +38,18 @@ static const char *test_cgroup_parent(void)
     if (cgroup_parent[0] == '\0')
         snprintf(cgroup_parent, sizeof(cgroup_parent), SCHED_CGROUP_PARENT "/p%d", (int)getpid());
     return cgroup_parent;
+}
+
+/* state_dir - the runtime state dir of the test process, paired with its
+ * cgroup parent (a child forked by a test inherits it): sandboxes are
+ * persistent, and a runtime's start-up sweep removes the state of unowned
+ * ones even when their cgroup is under another parent, where it cannot
+ * kill them - so no two test processes share one. */
+static const char *state_dir(void)
+{
+    if (state_dir_path[0] == '\0')
+        snprintf(state_dir_path, sizeof(state_dir_path), SCHED_STATE_DIR "-p%d", (int)getpid());
+    return state_dir_path;
 }
 
 /* remove_cgroup_parent - rmdir the test's (empty) parent in every
@@ -53,6 +70,49 @@ static void remove_cgroup_parent(void)
         rmdir(path);
     }
     closedir(d);
+}
+
+/* sweep_dead_test_processes - the sandboxes are persistent: those of an
+ * earlier test process that failed (or was killed) run on without an
+ * owner, under its cgroup parent, where no other test's runtime looks.
+ * Kill them by their cgroups, then remove its cgroup parent and its state
+ * dir. */
+static void sweep_dead_test_processes(void)
+{
+    glob_t g;
+    if (glob("/sys/fs/cgroup/*/" SCHED_CGROUP_PARENT "/p*", GLOB_ONLYDIR, NULL, &g) != 0) {
+        globfree(&g);
+        if (glob("/sys/fs/cgroup/" SCHED_CGROUP_PARENT "/p*", GLOB_ONLYDIR, NULL, &g) != 0) {
+            globfree(&g);
+            return;
+        }
+    }
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        int pid = atoi(strrchr(g.gl_pathv[i], '/') + 2);
+        if (pid <= 0 || kill(pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char parent[64], path[PATH_MAX];
+        snprintf(parent, sizeof(parent), SCHED_CGROUP_PARENT "/p%d", pid);
+        struct sk_cgroup_system *sys = NULL;
+        if (sk_cgroup_system_detect(parent, &sys, NULL) == 0) {
+            sk_cgroup_cleanup_stale(sys, "sb-", NULL, NULL, NULL); /* NULL keep: all */
+            sk_cgroup_system_free(sys);
+        }
+        snprintf(path, sizeof(path), SCHED_STATE_DIR "-p%d", pid);
+        sk_remove_tree(path, NULL);
+        snprintf(path, sizeof(path), "/sys/fs/cgroup/%s", parent);
+        rmdir(path);
+        DIR *d = opendir("/sys/fs/cgroup");
+        struct dirent *de;
+        while (d != NULL && (de = readdir(d)) != NULL) {
+            snprintf(path, sizeof(path), "/sys/fs/cgroup/%s/%s", de->d_name, parent);
+            if (de->d_name[0] != '.')
+                rmdir(path);
+        }
+        if (d != NULL)
+            closedir(d);
+    }
+    globfree(&g);
 }
 
 /* ---- a tiny epoll loop implementing sk_loop_ops ------------------------------------ */
@@ -193,24 +253,29 @@ struct fx {
 
 static struct fx FX; /* one per test process (each test is forked) */
 
-static struct sk_runtime *new_runtime(void)
+/* new_runtime - keep_unowned as a restarted server's: its start leaves
+ * sandboxes without an owner for sk_sched_recover. */
+static struct sk_runtime *new_runtime(bool keep_unowned)
 {
     char init[PATH_MAX];
     snprintf(init, sizeof(init), "%s/skiff-init", sk_test_bin_dir());
-    struct sk_runtime_config cfg = {
-        .state_dir = SCHED_STATE_DIR, .init_path = init, .cgroup_parent = test_cgroup_parent()};
+    struct sk_runtime_config cfg = {.state_dir = state_dir(),
+                                    .init_path = init,
+                                    .cgroup_parent = test_cgroup_parent(),
+                                    .keep_unowned = keep_unowned};
     struct sk_runtime *rt = NULL;
     struct sk_error err = {0};
     ASSERT_OK(sk_runtime_new(&cfg, &rt, &err));
     return rt;
 }
 
-/* fx_start - runtime, store and manager on data dir `dir` (NULL: a new
- * temporary one); cfg may be NULL. */
-static struct fx *fx_start(const char *dir, const struct sk_sched_config *cfg)
+/* fx_start_as - runtime, store and manager on data dir `dir` (NULL: a new
+ * temporary one); cfg may be NULL; keep_unowned for a restarted server. */
+static struct fx *fx_start_as(const char *dir, const struct sk_sched_config *cfg, bool keep_unowned)
 {
     struct fx *f = &FX;
     struct sk_error err = {0};
+    sweep_dead_test_processes();
     memset(f, 0, sizeof(*f));
     f->loop.epfd = epoll_create1(EPOLL_CLOEXEC);
     ASSERT_TRUE(f->loop.epfd >= 0);
@@ -221,7 +286,7 @@ static struct fx *fx_start(const char *dir, const struct sk_sched_config *cfg)
         snprintf(f->dir, sizeof(f->dir), "/var/tmp/skiff-sched-XXXXXX");
         ASSERT_TRUE(mkdtemp(f->dir) != NULL);
     }
-    f->rt = new_runtime();
+    f->rt = new_runtime(keep_unowned);
     char db[PATH_MAX];
     snprintf(db, sizeof(db), "%s/skiff.db", f->dir);
     ASSERT_OK(sk_store_open(db, &f->st, &err));
@@ -229,6 +294,11 @@ static struct fx *fx_start(const char *dir, const struct sk_sched_config *cfg)
     c.data_dir = f->dir;
     ASSERT_OK(sk_sched_new(f->rt, f->st, &f->ops, &c, &f->s, &err));
     return f;
+}
+
+static struct fx *fx_start(const char *dir, const struct sk_sched_config *cfg)
+{
+    return fx_start_as(dir, cfg, false);
 }
 
 static int sandbox_cgroups(struct fx *f)
@@ -252,6 +322,7 @@ static void fx_stop(struct fx *f)
     close(f->loop.epfd);
     free(f->loop.timers);
     ASSERT_OK(sk_remove_tree(f->dir, &err));
+    ASSERT_OK(sk_remove_tree(state_dir(), &err));
 }
 
 static char *create(struct fx *f, const struct sk_sandbox_req *req)
@@ -385,6 +456,20 @@ static char *read_output(struct fx *f, const char *exec_id, const char *stream, 
 static double elapsed_s(int64_t since_ns)
 {
     return (double)(sk_now_ns() - since_ns) / 1e9;
+}
+
+/* tracked_procs - how many processes skiff-init of sandbox sb tracks
+ * (running ones and exited ones whose EXIT was not released). */
+static int tracked_procs(struct fx *f, const char *sb)
+{
+    struct sk_error err = {0};
+    struct sk_agent *a = sk_sched_agent(f->s, sb, &err);
+    ASSERT_TRUE(a != NULL);
+    struct sk_agent_proc_info *procs = NULL;
+    size_t n = 0;
+    ASSERT_OK(sk_agent_list_procs(a, &procs, &n, &err));
+    free(procs);
+    return (int)n;
 }
 
 /* ---- sandboxes -------------------------------------------------------------------- */
@@ -743,6 +828,9 @@ TEST(exec_output_goes_to_files_and_exit_code_is_recorded)
     ASSERT_EQ_STR(xr.argv_json, "[\"/bin/sh\",\"-c\",\"echo hello; echo oops >&2; printf 'no newline'; exit 5\"]");
     ASSERT_GE_INT(xr.ended_at, xr.created_at);
     sk_exec_rec_release(&xr);
+    /* its EXIT was released once stored (skiff-init keeps at most 1024) */
+    tl_run_for(&f->loop, 20);
+    ASSERT_EQ_INT(tracked_procs(f, sb), 0);
     /* files: 0600 in a 0700 directory */
     char path[PATH_MAX];
     struct stat st;
@@ -1056,28 +1144,45 @@ TEST(exec_timeout_is_recorded)
     fx_stop(f);
 }
 
-/* Output beyond max_output_bytes is dropped (and said so), while the
- * process still runs to its end without blocking. */
-TEST(output_cap_truncates_and_keeps_draining)
+/* A process that writes more than max_output_bytes to a stream is killed,
+ * and the file holds exactly the limit (and says it was truncated); the
+ * other stream is complete. An exec that stays below the limit is left
+ * alone. */
+TEST(output_cap_kills_the_writer_and_truncates)
 {
     struct sk_sched_config cfg = {.max_output_bytes = 1000};
     struct fx *f = fx_start(NULL, &cfg);
     struct sk_error err = {0};
     struct sk_sandbox_req req = {0};
     char *sb = create(f, &req);
-    const char *const argv[] = {"/bin/sh", "-c", "head -c 3000000 /dev/zero; echo done >&2", NULL};
+    const char *const argv[] = {"/bin/sh", "-c", "echo start >&2; exec yes", NULL};
     char *ex = exec_start(f, sb, argv, false);
     struct ex_end w;
     exec_wait(f, ex, &w, 10000);
-    ASSERT_EQ_INT(w.exit_code, 0);
+    ASSERT_EQ_INT(w.signal, SIGKILL);
+    ASSERT_EQ_INT(w.exit_code, 128 + SIGKILL);
     struct sk_exec_output_info info;
     ASSERT_OK(sk_sched_exec_output_info(f->s, ex, &info, &err));
     ASSERT_EQ_INT(info.stdout_bytes, 1000);
     ASSERT_TRUE(info.stdout_truncated);
     ASSERT_FALSE(info.stderr_truncated);
+    size_t len = 0;
+    char *out = read_output(f, ex, "stdout", &len);
+    ASSERT_EQ_INT(len, 1000);
+    ASSERT_TRUE(strncmp(out, "y\ny\ny\n", 6) == 0);
+    free(out);
     char *e = read_output(f, ex, "stderr", NULL);
-    ASSERT_EQ_STR(e, "done\n");
+    ASSERT_EQ_STR(e, "start\n");
     free(e);
+    free(ex);
+    /* exactly the limit is not too much */
+    const char *const exact[] = {"/usr/bin/head", "-c", "1000", "/dev/zero", NULL};
+    ex = exec_start(f, sb, exact, false);
+    exec_wait(f, ex, &w, 10000);
+    ASSERT_EQ_INT(w.exit_code, 0);
+    ASSERT_OK(sk_sched_exec_output_info(f->s, ex, &info, &err));
+    ASSERT_EQ_INT(info.stdout_bytes, 1000);
+    ASSERT_FALSE(info.stdout_truncated);
     free(ex);
     free(sb);
     fx_stop(f);
@@ -1208,71 +1313,367 @@ TEST(bad_requests_are_einval_and_leave_nothing)
 
 /* ---- restart and retention ---------------------------------------------------------------- */
 
-/* A sandbox whose server was killed is recorded as lost by the next start,
- * and nothing of it keeps running. */
-TEST(recover_records_lost_sandboxes_and_leaves_nothing)
+/* The crash tests: a forked child of the test is the first server; it
+ * creates sandboxes and execs, hands their ids over and dies by SIGKILL
+ * without any teardown. The test (a child subreaper, so that the orphaned
+ * sandboxes' pid 1 become its children as they would become init's) then
+ * starts a second manager on the same data directory, as a restarted
+ * server would, and recovers. */
+
+#define CRASH_LOOP "for i in $(seq 1 30); do echo $i; sleep 0.1; done"
+
+struct handoff {
+    char sb[32], loop[32], quick[32], pty[32], cat[32];
+    int64_t created_ns; /* CLOCK_MONOTONIC just before the create */
+    int64_t host_pid;
+    int64_t loop_bytes; /* of the loop's stdout when the owner died */
+};
+
+typedef void (*owner_fn)(struct fx *f, struct handoff *h);
+
+/* crash_after - run fn as the first server in a forked child, which then
+ * dies by SIGKILL; returns what it handed over. */
+static void crash_after(const char *dir, owner_fn fn, struct handoff *h)
 {
-    prctl(PR_SET_CHILD_SUBREAPER, 1);
-    test_cgroup_parent(); /* the crashing owner below shares ours */
-    char dir[] = "/var/tmp/skiff-sched-XXXXXX";
-    ASSERT_TRUE(mkdtemp(dir) != NULL);
+    ASSERT_EQ_INT(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    test_cgroup_parent(); /* the crashing owner shares ours */
+    state_dir();
     int p[2];
-    ASSERT_EQ_INT(pipe(p), 0);
+    ASSERT_EQ_INT(pipe2(p, O_CLOEXEC), 0);
     pid_t owner = fork();
+    ASSERT_GE_INT(owner, 0);
     if (owner == 0) {
         close(p[0]);
         struct fx *f = fx_start(dir, NULL);
-        struct sk_sandbox_req req = {.name = "doomed"};
-        char *id = create(f, &req);
-        const char *const argv[] = {"/bin/sh", "-c", "echo partial; exec sleep 60", NULL};
-        char *ex = exec_start(f, id, argv, false);
-        tl_run_for(&f->loop, 200);
-        struct sk_sandbox_rec rec;
-        struct sk_error err = {0};
-        ASSERT_OK(sk_sched_get(f->s, id, &rec, &err));
-        char line[128];
-        int n = snprintf(line, sizeof(line), "%s %s %lld\n", id, ex, (long long)rec.host_pid);
-        if (write(p[1], line, (size_t)n) != n)
+        struct handoff mine;
+        memset(&mine, 0, sizeof(mine));
+        fn(f, &mine);
+        if (write(p[1], &mine, sizeof(mine)) != (ssize_t)sizeof(mine))
             _exit(3);
         raise(SIGKILL); /* a crash: no teardown at all */
+        _exit(4);
     }
     close(p[1]);
-    char line[128] = {0};
-    ASSERT_GT_INT(read(p[0], line, sizeof(line) - 1), 0);
+    memset(h, 0, sizeof(*h));
+    ssize_t n = sk_read_all(p[0], h, sizeof(*h));
     close(p[0]);
-    int status;
-    waitpid(owner, &status, 0);
-    ASSERT_TRUE(WIFSIGNALED(status));
-    char id[32], ex[32];
-    long long pid = 0;
-    ASSERT_EQ_INT(sscanf(line, "%31s %31s %lld", id, ex, &pid), 3);
+    int status = 0;
+    while (waitpid(owner, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (n != (ssize_t)sizeof(*h))
+        FAIL("the first server did not hand over (status 0x%x)", (unsigned)status);
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
 
-    struct fx *f = fx_start(dir, NULL);
+static int64_t file_size(const char *dir, const char *sb, const char *ex, const char *stream)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/sandboxes/%s/execs/%s.%s", dir, sb, ex, stream);
+    return stat(path, &st) == 0 ? (int64_t)st.st_size : -1;
+}
+
+static bool state_exists(const char *fmt, const char *id)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    snprintf(path, sizeof(path), fmt, id);
+    return stat(path, &st) == 0;
+}
+
+/* process_gone - pid neither runs nor is a zombie of ours (reaped here: we
+ * are its subreaper). */
+static bool process_gone(pid_t pid)
+{
+    for (int i = 0; i < 500; i++) {
+        waitpid(pid, NULL, WNOHANG | __WALL);
+        if (kill(pid, 0) < 0 && errno == ESRCH)
+            return true;
+        usleep(10000);
+    }
+    return false;
+}
+
+/* assert_sandbox_gone - no cgroup, no process, no runtime state of it. */
+static void assert_sandbox_gone(struct fx *f, const char *id, pid_t pid)
+{
+    struct sk_error err = {0};
+    ASSERT_TRUE(process_gone(pid));
+    ASSERT_EQ_INT(sk_cgroup_count_children(sk_runtime_cgroups(f->rt), id, &err), 0);
+    char fmt[PATH_MAX];
+    snprintf(fmt, sizeof(fmt), "%s/sandboxes/%%s", state_dir());
+    ASSERT_FALSE(state_exists(fmt, id));
+    snprintf(fmt, sizeof(fmt), "%s/locks/%%s.lock", state_dir());
+    ASSERT_FALSE(state_exists(fmt, id));
+}
+
+static void rec_deadline(struct fx *f, const char *id, int64_t *deadline_ns)
+{
+    struct sk_error err = {0};
+    struct sk_sandbox_rec rec;
+    ASSERT_OK(sk_sched_get(f->s, id, &rec, &err));
+    json_t *j = json_loads(rec.runtime_json, 0, NULL);
+    const char *adopt = json_string_value(json_object_get(j, "adopt"));
+    ASSERT_TRUE(adopt != NULL);
+    struct sk_sandbox_adopt_info info;
+    ASSERT_OK(sk_sandbox_adopt_info_parse(adopt, &info, &err));
+    ASSERT_EQ_STR(info.id, id);
+    *deadline_ns = info.deadline_ns;
+    json_decref(j);
+    sk_sandbox_rec_release(&rec);
+}
+
+static void owner_with_running_execs(struct fx *f, struct handoff *h)
+{
+    struct sk_error err = {0};
+    const char *const env[] = {"GREETING=still here", NULL};
+    struct sk_sandbox_req req = {.name = "survivor", .timeout_ms = 6000, .env = env, .workdir = "/tmp"};
+    h->created_ns = sk_now_ns();
+    char *id = create(f, &req);
+    snprintf(h->sb, sizeof(h->sb), "%s", id);
+    const char *const loop[] = {"/bin/sh", "-c", CRASH_LOOP, NULL};
+    char *ex = exec_start(f, id, loop, false);
+    snprintf(h->loop, sizeof(h->loop), "%s", ex);
+    free(ex);
+    const char *const pty_argv[] = {"/bin/sh", "-c", "read l; echo got:$l", NULL};
+    struct sk_exec_req preq = {.argv = pty_argv, .pty = true};
+    struct sk_exec_rec prec;
+    ASSERT_OK(sk_sched_exec(f->s, id, &preq, &prec, &err));
+    snprintf(h->pty, sizeof(h->pty), "%s", prec.id);
+    sk_exec_rec_release(&prec);
+    tl_run_for(&f->loop, 300);
+    struct sk_sandbox_rec rec;
+    ASSERT_OK(sk_sched_get(f->s, id, &rec, &err));
+    h->host_pid = rec.host_pid;
+    sk_sandbox_rec_release(&rec);
+    h->loop_bytes = file_size(f->dir, id, h->loop, "stdout");
+    free(id);
+}
+
+/* The server is killed while a sandbox runs an exec that streams output
+ * and a pty exec that waits for input; the next server re-adopts it: the
+ * output file kept growing meanwhile and a reader resumes at its offset
+ * with nothing lost or doubled, the exec ends with its real exit code, the
+ * pty takes input again, new execs get the sandbox's env and workdir, the
+ * record never stopped saying "running", and the sandbox's timeout fires
+ * at its original deadline; then nothing of it is left. */
+TEST_TIMEOUT(crashed_servers_sandbox_is_readopted_with_its_execs, 60)
+{
+    char dir[] = "/var/tmp/skiff-sched-XXXXXX";
+    ASSERT_TRUE(mkdtemp(dir) != NULL);
+    struct handoff h;
+    crash_after(dir, owner_with_running_execs, &h);
+    ASSERT_GT_INT(h.loop_bytes, 0);
+    /* Nobody owns it: it runs on and the loop's output keeps landing. */
+    ASSERT_EQ_INT(kill((pid_t)h.host_pid, 0), 0);
+    usleep(500000);
+    int64_t unowned_bytes = file_size(dir, h.sb, h.loop, "stdout");
+    ASSERT_GT_INT(unowned_bytes, h.loop_bytes);
+    /* A client read this much before the crash. */
+    char before[256] = {0};
+    int64_t offset = h.loop_bytes;
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/sandboxes/%s/execs/%s.stdout", dir, h.sb, h.loop);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ASSERT_GE_INT(fd, 0);
+    ASSERT_EQ_INT(pread(fd, before, (size_t)offset, 0), offset);
+    close(fd);
+
+    struct fx *f = fx_start_as(dir, NULL, true);
+    struct sk_error err = {0};
+    ASSERT_EQ_INT(sk_sched_recover(f->s, &err), 0);
+    struct sk_sandbox_rec rec;
+    ASSERT_OK(sk_sched_get(f->s, "survivor", &rec, &err));
+    ASSERT_EQ_STR(rec.id, h.sb);
+    ASSERT_EQ_STR(rec.state, "running");
+    ASSERT_TRUE(rec.reason == NULL);
+    ASSERT_EQ_INT(rec.host_pid, h.host_pid);
+    sk_sandbox_rec_release(&rec);
+    ASSERT_EQ_INT(sandbox_cgroups(f), 1);
+    int64_t deadline_ns = 0;
+    rec_deadline(f, h.sb, &deadline_ns);
+    ASSERT_GT_INT(deadline_ns, h.created_ns);
+
+    /* The reader resumes at its offset and follows to the end. */
+    struct follower fo = {.s = f->s, .fd = -1};
+    memcpy(fo.buf, before, (size_t)offset);
+    fo.len = (size_t)offset; /* follow_read goes on from here */
+    bool ended = true;
+    ASSERT_OK(sk_sched_exec_output(f->s, h.loop, "stdout", &fo.fd, &ended, &err));
+    ASSERT_FALSE(ended);
+    struct ex_end lw;
+    watch_exec(f, h.loop, &lw, 0);
+    uint64_t wid = 0;
+    ASSERT_OK(sk_sched_exec_watch(f->s, h.loop, 0, true, on_follow, &fo, &wid, &err));
+    ASSERT_TRUE(tl_run_until(&f->loop, &lw.done, 10000));
+    ASSERT_TRUE(tl_run_until(&f->loop, &fo.done, 2000));
+    ASSERT_TRUE(lw.ended);
+    ASSERT_EQ_INT(lw.exit_code, 0);
+    ASSERT_EQ_INT(lw.signal, 0);
+    ASSERT_GE_INT(fo.outputs, 3); /* told as lines arrived after the adoption */
+    char want[256] = {0};
+    size_t wn = 0;
+    for (int i = 1; i <= 30; i++)
+        wn += (size_t)snprintf(want + wn, sizeof(want) - wn, "%d\n", i);
+    ASSERT_EQ_INT(fo.len, wn);
+    ASSERT_TRUE(memcmp(fo.buf, before, (size_t)offset) == 0);
+    ASSERT_EQ_STR(fo.buf + offset, want + offset);
+    ASSERT_EQ_STR(fo.buf, want);
+    close(fo.fd);
+
+    /* The pty exec: its master was opened again. */
+    ASSERT_OK(sk_sched_exec_stdin(f->s, h.pty, "abc\n", 4, false, &err));
+    struct ex_end pw;
+    exec_wait(f, h.pty, &pw, 5000);
+    ASSERT_EQ_INT(pw.exit_code, 0);
+    char *out = read_output(f, h.pty, "stdout", NULL);
+    ASSERT_CONTAINS(out, "got:abc");
+    free(out);
+
+    /* A new exec, with the sandbox's env and workdir. */
+    const char *const argv[] = {"/bin/sh", "-c", "echo \"$GREETING|$(pwd)|$HOSTNAME\"", NULL};
+    char *ex = exec_start(f, h.sb, argv, false);
+    struct ex_end w;
+    exec_wait(f, ex, &w, 5000);
+    ASSERT_EQ_INT(w.exit_code, 0);
+    out = read_output(f, ex, "stdout", NULL);
+    char line[128];
+    snprintf(line, sizeof(line), "still here|/tmp|%s\n", h.sb);
+    ASSERT_EQ_STR(out, line);
+    free(out);
+    free(ex);
+    /* Every EXIT was stored and released: skiff-init tracks nothing more. */
+    tl_run_for(&f->loop, 50);
+    ASSERT_EQ_INT(tracked_procs(f, h.sb), 0);
+
+    /* The timeout fires at the deadline it had from the start. */
+    struct sb_end sw;
+    wait_sandbox(f, h.sb, &sw, 10000);
+    ASSERT_EQ_STR(sw.reason, "timeout");
+    ASSERT_GE_INT(sw.at_ns, deadline_ns);
+    ASSERT_LT_INT(sw.at_ns - deadline_ns, 1000000000LL);
+    ASSERT_LT_INT(sw.at_ns - h.created_ns, 7500000000LL);
+    assert_sandbox_gone(f, h.sb, (pid_t)h.host_pid);
+    /* a second start finds nothing to recover */
+    ASSERT_EQ_INT(sk_sched_recover(f->s, &err), 0);
+    fx_stop(f);
+}
+
+static void owner_with_quick_execs(struct fx *f, struct handoff *h)
+{
+    struct sk_error err = {0};
+    const char *const ep[] = {"/bin/sh", "-c", "sleep 0.6; exit 3", NULL};
+    struct sk_sandbox_req req = {.entrypoint = ep};
+    char *id = create(f, &req);
+    snprintf(h->sb, sizeof(h->sb), "%s", id);
+    const char *const quick[] = {"/bin/sh", "-c", "sleep 0.2; echo bye; exit 7", NULL};
+    char *ex = exec_start(f, id, quick, false);
+    snprintf(h->quick, sizeof(h->quick), "%s", ex);
+    free(ex);
+    const char *const cat[] = {"/bin/cat", NULL};
+    ex = exec_start(f, id, cat, true);
+    snprintf(h->cat, sizeof(h->cat), "%s", ex);
+    free(ex);
+    ASSERT_OK(sk_sched_exec_stdin(f->s, h->cat, "in\n", 3, false, &err));
+    tl_run_for(&f->loop, 50);
+    struct sk_sandbox_rec rec;
+    ASSERT_OK(sk_sched_get(f->s, id, &rec, &err));
+    h->host_pid = rec.host_pid;
+    sk_sandbox_rec_release(&rec);
+    free(id);
+}
+
+/* Execs that end while nobody owns their sandbox are recorded with their
+ * real exit status (an exec whose stdin pipe went with the server sees EOF
+ * and ends normally); an entrypoint that ended meanwhile ends its sandbox
+ * with its own exit code after the adoption. */
+TEST_TIMEOUT(execs_that_end_while_unowned_get_their_real_exit_codes, 60)
+{
+    char dir[] = "/var/tmp/skiff-sched-XXXXXX";
+    ASSERT_TRUE(mkdtemp(dir) != NULL);
+    struct handoff h;
+    crash_after(dir, owner_with_quick_execs, &h);
+    usleep(1000000); /* everything ends meanwhile */
+    struct fx *f = fx_start_as(dir, NULL, true);
+    struct sk_error err = {0};
+    ASSERT_EQ_INT(sk_sched_recover(f->s, &err), 0);
+    struct sk_exec_rec xr;
+    ASSERT_OK(sk_store_exec_get(f->st, h.quick, &xr, &err));
+    ASSERT_EQ_STR(xr.state, "exited");
+    ASSERT_EQ_INT(xr.exit_code, 7);
+    ASSERT_EQ_INT(xr.signal, 0);
+    sk_exec_rec_release(&xr);
+    char *out = read_output(f, h.quick, "stdout", NULL);
+    ASSERT_EQ_STR(out, "bye\n");
+    free(out);
+    ASSERT_OK(sk_store_exec_get(f->st, h.cat, &xr, &err));
+    ASSERT_EQ_STR(xr.state, "exited");
+    ASSERT_EQ_INT(xr.exit_code, 0);
+    sk_exec_rec_release(&xr);
+    out = read_output(f, h.cat, "stdout", NULL);
+    ASSERT_EQ_STR(out, "in\n");
+    free(out);
+    struct sk_sandbox_rec rec;
+    ASSERT_OK(sk_sched_get(f->s, h.sb, &rec, &err));
+    ASSERT_EQ_STR(rec.state, "terminated");
+    ASSERT_EQ_STR(rec.reason, "exited");
+    ASSERT_EQ_INT(rec.exit_code, 3);
+    sk_sandbox_rec_release(&rec);
+    assert_sandbox_gone(f, h.sb, (pid_t)h.host_pid);
+    fx_stop(f);
+}
+
+static void owner_with_doomed_sandbox(struct fx *f, struct handoff *h)
+{
+    struct sk_error err = {0};
+    struct sk_sandbox_req req = {.name = "doomed"};
+    char *id = create(f, &req);
+    snprintf(h->sb, sizeof(h->sb), "%s", id);
+    const char *const argv[] = {"/bin/sh", "-c", "echo partial; exec sleep 60", NULL};
+    char *ex = exec_start(f, id, argv, false);
+    snprintf(h->loop, sizeof(h->loop), "%s", ex);
+    free(ex);
+    tl_run_for(&f->loop, 200);
+    struct sk_sandbox_rec rec;
+    ASSERT_OK(sk_sched_get(f->s, id, &rec, &err));
+    h->host_pid = rec.host_pid;
+    sk_sandbox_rec_release(&rec);
+    free(id);
+}
+
+/* A sandbox whose pid 1 died while nobody owned it cannot be re-adopted:
+ * the next start records it lost (its running execs as ended, exit code
+ * unknown), keeps its output readable, and leaves nothing of it. */
+TEST_TIMEOUT(sandbox_that_died_while_unowned_is_recorded_lost, 60)
+{
+    char dir[] = "/var/tmp/skiff-sched-XXXXXX";
+    ASSERT_TRUE(mkdtemp(dir) != NULL);
+    struct handoff h;
+    crash_after(dir, owner_with_doomed_sandbox, &h);
+    ASSERT_EQ_INT(kill((pid_t)h.host_pid, SIGKILL), 0);
+    ASSERT_TRUE(process_gone((pid_t)h.host_pid));
+
+    struct fx *f = fx_start_as(dir, NULL, true);
     struct sk_error err = {0};
     ASSERT_EQ_INT(sk_sched_recover(f->s, &err), 1);
     struct sk_sandbox_rec rec;
     ASSERT_OK(sk_sched_get(f->s, "doomed", &rec, &err));
-    ASSERT_EQ_STR(rec.id, id);
+    ASSERT_EQ_STR(rec.id, h.sb);
     ASSERT_EQ_STR(rec.state, "terminated");
     ASSERT_EQ_STR(rec.reason, "lost");
-    ASSERT_EQ_STR(rec.reason_detail, "server restarted");
+    ASSERT_TRUE(strncmp(rec.reason_detail, "server restarted: ", 18) == 0);
     ASSERT_GT_INT(rec.ended_at, 0);
     sk_sandbox_rec_release(&rec);
     struct sk_exec_rec xr;
-    ASSERT_OK(sk_store_exec_get(f->st, ex, &xr, &err));
+    ASSERT_OK(sk_store_exec_get(f->st, h.loop, &xr, &err));
     ASSERT_EQ_STR(xr.state, "exited");
+    ASSERT_EQ_INT(xr.exit_code, -1);
     sk_exec_rec_release(&xr);
-    /* what it wrote stays readable */
-    char *out = read_output(f, ex, "stdout", NULL);
+    char *out = read_output(f, h.loop, "stdout", NULL);
     ASSERT_EQ_STR(out, "partial\n");
     free(out);
-    /* nothing of it is left: no cgroup, no process */
-    ASSERT_EQ_INT(sk_cgroup_count_children(sk_runtime_cgroups(f->rt), id, &err), 0);
-    for (int i = 0; i < 300 && kill((pid_t)pid, 0) == 0; i++) {
-        waitpid((pid_t)pid, NULL, WNOHANG);
-        usleep(10000);
-    }
-    ASSERT_NE_INT(kill((pid_t)pid, 0), 0);
+    assert_sandbox_gone(f, h.sb, (pid_t)h.host_pid);
+    ASSERT_EQ_INT(sandbox_cgroups(f), 0);
     /* a second start finds nothing more to recover */
     ASSERT_EQ_INT(sk_sched_recover(f->s, &err), 0);
     fx_stop(f);
