@@ -28,7 +28,7 @@
 #define IN_ROOT (RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
 #define BENEATH_NO_LINKS (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
 
-static int openat2_fd(int dirfd, const char *path, uint64_t flags, uint64_t resolve)
+int sk__init_openat2(int dirfd, const char *path, uint64_t flags, uint64_t resolve)
 {
     struct open_how how = {.flags = flags | O_CLOEXEC | O_NOCTTY, .resolve = resolve};
     if (flags & O_PATH)
@@ -46,7 +46,7 @@ static int openat2_fd(int dirfd, const char *path, uint64_t flags, uint64_t reso
 
 static int open_in_root(struct sk_init *init, const char *path, uint64_t flags, struct sk_error *err)
 {
-    int fd = openat2_fd(init->root_fd, path, flags, IN_ROOT);
+    int fd = sk__init_openat2(init->root_fd, path, flags, IN_ROOT);
     if (fd < 0)
         return sk_error_set(err, errno, "open '%s'", path);
     return fd;
@@ -100,7 +100,7 @@ static int open_parent(struct sk_init *init, const char *path, uint64_t dir_flag
     if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
         return sk_error_setv(err, EINVAL, "path '%s' ends in '%s'", path, name);
     memcpy(out->name, name, name_len + 1);
-    out->dir_fd = openat2_fd(init->root_fd, dir, dir_flags | O_DIRECTORY, IN_ROOT);
+    out->dir_fd = sk__init_openat2(init->root_fd, dir, dir_flags | O_DIRECTORY, IN_ROOT);
     if (out->dir_fd < 0)
         return sk_error_set(err, errno, "open '%s'", path);
     return 0;
@@ -382,7 +382,7 @@ static int list_dir(struct list_ctx *c, int dir_fd, size_t rel_len, int depth, s
                               c->rel);
             break;
         }
-        int sub = openat2_fd(dir_fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, BENEATH_NO_LINKS);
+        int sub = sk__init_openat2(dir_fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, BENEATH_NO_LINKS);
         if (sub < 0) {
             if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP)
                 continue; /* replaced meanwhile; never follow what took its place */
@@ -469,7 +469,7 @@ int sk_init_mkdir(struct sk_init *init, const struct sk_proto_msg *m, struct sk_
         }
         path[i] = saved;
     }
-    _cleanup_close_ int fd = openat2_fd(init->root_fd, path, O_PATH, IN_ROOT);
+    _cleanup_close_ int fd = sk__init_openat2(init->root_fd, path, O_PATH, IN_ROOT);
     if (fd < 0)
         return sk_error_set(err, errno, "mkdir '%s'", path);
     struct stat st;
@@ -498,7 +498,7 @@ static int remove_tree(int dir_fd, const char *name, int depth, struct sk_error 
     if (depth >= SK_INIT_TREE_DEPTH_MAX)
         return sk_error_setv(err, ELOOP, "directory tree deeper than %d levels", SK_INIT_TREE_DEPTH_MAX);
     for (int pass = 0; pass < 4; pass++) {
-        int fd = openat2_fd(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, BENEATH_NO_LINKS);
+        int fd = sk__init_openat2(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, BENEATH_NO_LINKS);
         if (fd < 0) {
             if (errno == ENOENT)
                 return 0;

@@ -21,6 +21,10 @@
 #define SK_INIT_WRITES_MAX 64      /* open WRITE_BEGIN handles at once */
 #define SK_INIT_TREE_DEPTH_MAX 128 /* directory levels for recursive LIST/REMOVE */
 #define SK_INIT_LIST_ENTRIES_MAX 1000000
+#define SK_INIT_WATCHES_MAX 64       /* WATCH_ADD watches at once */
+#define SK_INIT_WATCH_DIRS_MAX 8192  /* watched directories (inotify watches), all watches together */
+#define SK_INIT_WATCH_QUEUE_MAX 4096 /* WATCH_EVENTs waiting for room on the control socket */
+#define SK_INIT_WATCH_QUEUE_BYTES (4 << 20)
 #define SK_INIT_DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
 
 /* A process started by SPAWN, tracked until it is reaped, or in a
@@ -48,6 +52,9 @@ struct sk_init_write {
     char name[NAME_MAX + 1];
 };
 
+/* watch.c's state while a watch exists (opaque here). */
+struct sk_init_watches;
+
 struct sk_init {
     int ctl_fd;    /* control connection to the host; -1 while none (persistent) */
     int listen_fd; /* persistent sandboxes: where the next owner connects; else -1 */
@@ -64,6 +71,9 @@ struct sk_init {
     size_t n_procs;
     struct sk_init_write *writes;
     size_t n_writes;
+    int watch_fd; /* inotify fd while a watch exists, else -1 */
+    uint32_t next_watch_id;
+    struct sk_init_watches *watches; /* NULL while no watch exists */
     uint8_t rx[SK_PROTO_MSG_MAX];
     uint8_t tx[SK_PROTO_MSG_MAX];
 };
@@ -114,5 +124,22 @@ int sk_init_remove(struct sk_init *init, const struct sk_proto_msg *m, struct sk
 int sk_init_rename(struct sk_init *init, const struct sk_proto_msg *m, struct sk_error *err);
 /* sk_init_writes_cleanup - remove every pending temp file (shutdown). */
 void sk_init_writes_cleanup(struct sk_init *init);
+/* sk__init_openat2 - openat2(2) with O_CLOEXEC (and O_NOCTTY unless O_PATH),
+ * retried on EINTR and briefly on EAGAIN; -1 with errno on failure. */
+int sk__init_openat2(int dirfd, const char *path, uint64_t flags, uint64_t resolve);
+
+/* watch.c - WATCH_ADD and WATCH_REMOVE (same convention as proc.c) and the
+ * WATCH_EVENTs they produce. Watches belong to the connection that added
+ * them. */
+int sk_init_watch_add(struct sk_init *init, const struct sk_proto_msg *m, struct sk_error *err);
+int sk_init_watch_remove(struct sk_init *init, const struct sk_proto_msg *m, struct sk_error *err);
+/* sk_init_watch_read - read what inotify has queued and send the events
+ * (watch_fd readable, and before each request). */
+void sk_init_watch_read(struct sk_init *init);
+/* sk_init_watch_flush - the control socket is writable: send queued events. */
+void sk_init_watch_flush(struct sk_init *init);
+/* sk_init_watch_clear - drop every watch and queued event and close the
+ * inotify fd (the connection ended; ctl_fd may already be closed). */
+void sk_init_watch_clear(struct sk_init *init);
 
 #endif

@@ -4,9 +4,10 @@
  * and stdin/stdout/stderr on /dev/null, after namespaces, pivot_root,
  * capabilities, no_new_privs and seccomp are in place. It serves the
  * requests of docs/protocol.md one at a time in one epoll loop over the
- * control socket and a signalfd for SIGCHLD, with per-process timeouts as the
- * epoll timeout. It reaps every child (orphans included) and reports the
- * ones it started with EXIT events. When the control socket closes it
+ * control socket, a signalfd for SIGCHLD and, while watches exist, an
+ * inotify fd (watch.c), with per-process timeouts as the epoll timeout. It
+ * reaps every child (orphans included) and reports the ones it started
+ * with EXIT events. When the control socket closes it
  * SIGKILLs the processes it started and exits 0 - unless the sandbox is
  * persistent (a listening socket on fd 4): then its processes keep running,
  * EXITs are kept until the host RELEASEs them, and the next owner connects
@@ -125,6 +126,8 @@ static void dispatch(struct sk_init *init, const struct sk_proto_msg *m, int *fd
     case SK_PROTO_LIST_PROCS: r = sk_init_list_procs(init, m, &err); break;
     case SK_PROTO_RELEASE: r = sk_init_release(init, m, &err); break;
     case SK_PROTO_OPEN_PTY: r = sk_init_open_pty(init, m, &err); break;
+    case SK_PROTO_WATCH_ADD: r = sk_init_watch_add(init, m, &err); break;
+    case SK_PROTO_WATCH_REMOVE: r = sk_init_watch_remove(init, m, &err); break;
     default: r = sk_error_setv(&err, EPROTO, "'%s' is not a request", sk_proto_type_name(m->type)); break;
     }
     if (r < 0)
@@ -138,8 +141,9 @@ static void close_fds(int *fds, size_t n)
         sk_close(&fds[i]);
 }
 
-/* disconnect - end the current connection. Pending atomic writes die with
- * it: their fds and handles were only the departed owner's. */
+/* disconnect - end the current connection. Pending atomic writes and
+ * watches die with it: their fds, handles and watch ids were only the
+ * departed owner's. */
 static void disconnect(struct sk_init *init)
 {
     if (init->ctl_fd < 0)
@@ -149,6 +153,7 @@ static void disconnect(struct sk_init *init)
     init->conn_broken = false;
     init->conn_hello = false;
     sk_init_writes_cleanup(init);
+    sk_init_watch_clear(init);
     sk_log_info("owner disconnected; waiting for the next one");
 }
 
@@ -258,6 +263,10 @@ static void serve(struct sk_init *init)
             sk_init_reply_error(init, m.id, &err);
             continue;
         }
+        /* Events that earlier requests (or anything else) caused go out
+         * before this request acts, so the host sees them in order. */
+        if (init->watch_fd >= 0)
+            sk_init_watch_read(init);
         /* Whatever fds came along are closed as soon as the request is
          * handled: skiff-init keeps none of the host's. */
         dispatch(init, &m, fds, nfds);
@@ -431,7 +440,11 @@ static void run(struct sk_init *init)
             } else if (evs[i].data.fd == init->listen_fd) {
                 accept_owner(init);
             } else if (evs[i].data.fd == init->ctl_fd) {
+                if (evs[i].events & EPOLLOUT)
+                    sk_init_watch_flush(init);
                 serve(init);
+            } else if (init->watch_fd >= 0 && evs[i].data.fd == init->watch_fd) {
+                sk_init_watch_read(init);
             }
             if (init->conn_broken && !init->host_gone)
                 disconnect(init);
@@ -444,8 +457,9 @@ int main(void)
     struct sk_init *init = &init_state;
     struct sk_error err = {0};
     sk_log_init_from_env();
-    init->ctl_fd = init->listen_fd = init->root_fd = init->sig_fd = init->ep_fd = -1;
+    init->ctl_fd = init->listen_fd = init->root_fd = init->sig_fd = init->ep_fd = init->watch_fd = -1;
     init->next_proc_id = 1;
+    init->next_watch_id = 1;
     init->next_handle = 1;
     if (setup(init, &err) < 0) {
         sk_log_error("skiff-init: %s", err.msg);

@@ -45,6 +45,34 @@ void sk_test_register(const char *name, sk_test_fn fn, int timeout_s)
     tests[n_tests++] = (struct test){name, fn, timeout_s};
 }
 
+/* The running test's failure hook (the child's own state). */
+static void (*fail_hook)(void *arg);
+static void *fail_hook_arg;
+
+void sk_test_on_fail(void (*fn)(void *arg), void *arg)
+{
+    fail_hook = fn;
+    fail_hook_arg = arg;
+}
+
+static void run_fail_hook(void)
+{
+    void (*fn)(void *) = fail_hook;
+    fail_hook = NULL;
+    if (fn != NULL)
+        fn(fail_hook_arg);
+}
+
+/* A timed-out test gets the same clean-up as a failed one, then ends with
+ * TIMEOUT_STATUS so the parent still reports the timeout. */
+#define TIMEOUT_STATUS 124
+static void on_alarm(int signo)
+{
+    (void)signo;
+    run_fail_hook();
+    _exit(TIMEOUT_STATUS);
+}
+
 void sk_test_fail(const char *file, int line, const char *fmt, ...)
 {
     va_list ap;
@@ -54,6 +82,7 @@ void sk_test_fail(const char *file, int line, const char *fmt, ...)
     va_end(ap);
     fputc('\n', stderr);
     fflush(NULL);
+    run_fail_hook();
     _exit(1);
 }
 
@@ -231,6 +260,7 @@ int main(int argc, char **argv)
         if (pid == 0) {
             /* Own process group so a timeout kills everything the test started. */
             setpgid(0, 0);
+            signal(SIGALRM, on_alarm);
             alarm((unsigned)t->timeout_s);
             t->fn();
             fflush(NULL);
@@ -254,7 +284,8 @@ int main(int argc, char **argv)
         } else if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
             printf("SKIP %s\n", t->name);
             skipped++;
-        } else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM) {
+        } else if ((WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM) ||
+                   (WIFEXITED(status) && WEXITSTATUS(status) == TIMEOUT_STATUS)) {
             printf("FAIL %s: timed out after %d s\n", t->name, t->timeout_s);
             failed++;
         } else if (WIFSIGNALED(status)) {

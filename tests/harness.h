@@ -23,6 +23,10 @@ typedef void (*sk_test_fn)(void);
 void sk_test_register(const char *name, sk_test_fn fn, int timeout_s);
 void sk_test_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4), noreturn));
 void sk_test_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* sk_test_on_fail - call fn(arg) when the current test fails or times out,
+ * before its process ends (e.g. to stop a server it started and clean up
+ * what that server left). One hook per test; a second call replaces it. */
+void sk_test_on_fail(void (*fn)(void *arg), void *arg);
 /* sk_test_bin_dir - directory holding the built binaries (build/), from
  * $SKIFF_BUILD_DIR or derived from the test executable's path. */
 const char *sk_test_bin_dir(void);

@@ -23,6 +23,7 @@
 
 #include "base/util.h"
 #include "harness.h"
+#include "runtime/runtime.h"
 
 /* ---- a skiffd child ------------------------------------------------------------ */
 
@@ -321,10 +322,30 @@ static inline bool healthy(const struct skiffd *s)
     return ok;
 }
 
+/* skiffd_on_fail - a failed test must not leave its server's sandboxes
+ * running (they are persistent: they outlive skiffd by design): stop the
+ * server, then let a runtime on its state dir sweep what is unowned. */
+static inline void skiffd_on_fail(void *arg)
+{
+    struct skiffd *s = arg;
+    if (s->pid > 0) {
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, NULL, 0);
+        s->pid = 0;
+    }
+    char state[PATH_MAX + 16];
+    snprintf(state, sizeof(state), "%s/runtime", s->dir);
+    struct sk_runtime_config rc = {.state_dir = state};
+    struct sk_runtime *rt = NULL;
+    if (access(state, F_OK) == 0 && sk_runtime_new(&rc, &rt, NULL) == 0)
+        sk_runtime_free(rt);
+}
+
 /* skiffd_start - run build/skiffd on s->dir with extra options (NULL-ended)
  * and wait until /healthz answers. */
 static inline void skiffd_start_args(struct skiffd *s, const char *const *extra)
 {
+    sk_test_on_fail(skiffd_on_fail, s);
     char bin[PATH_MAX];
     snprintf(bin, sizeof(bin), "%s/skiffd", sk_test_bin_dir());
     snprintf(s->log, sizeof(s->log), "%s.log", s->dir);

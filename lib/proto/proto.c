@@ -254,10 +254,41 @@ const char *sk_proto_type_name(unsigned type)
         [SK_PROTO_PROCS] = "PROCS",
         [SK_PROTO_RELEASE] = "RELEASE",
         [SK_PROTO_OPEN_PTY] = "OPEN_PTY",
+        [SK_PROTO_WATCH_ADD] = "WATCH_ADD",
+        [SK_PROTO_WATCH_REMOVE] = "WATCH_REMOVE",
+        [SK_PROTO_WATCH_EVENT] = "WATCH_EVENT",
     };
     if (type < SK_ARRAY_SIZE(names) && names[type] != NULL)
         return names[type];
     return "unknown";
+}
+
+const char *sk_proto_watch_kind_name(unsigned kind)
+{
+    static const char *const names[] = {
+        [SK_PROTO_WATCH_CREATE] = "create",   [SK_PROTO_WATCH_MODIFY] = "modify",
+        [SK_PROTO_WATCH_DELETE] = "delete",   [SK_PROTO_WATCH_MOVE_FROM] = "move_from",
+        [SK_PROTO_WATCH_MOVE_TO] = "move_to", [SK_PROTO_WATCH_OVERFLOW] = "overflow",
+    };
+    if (kind < SK_ARRAY_SIZE(names) && names[kind] != NULL)
+        return names[kind];
+    return "unknown";
+}
+
+bool sk_proto_rel_path_ok(struct sk_proto_str p)
+{
+    if (p.len == 0 || p.ptr[0] == '/')
+        return false;
+    size_t start = 0;
+    for (size_t i = 0; i <= p.len; i++) {
+        if (i < p.len && p.ptr[i] != '/')
+            continue;
+        size_t n = i - start;
+        if (n == 0 || (n == 1 && p.ptr[start] == '.') || (n == 2 && p.ptr[start] == '.' && p.ptr[start + 1] == '.'))
+            return false;
+        start = i + 1;
+    }
+    return true;
 }
 
 bool sk_proto_strv_next(const struct sk_proto_strv *v, uint32_t *cursor, struct sk_proto_str *s)
@@ -470,6 +501,29 @@ static void read_procs(struct sk_proto_reader *r, struct sk_proto_procs *p)
     p->raw_len = (uint32_t)(r->off - start);
 }
 
+/* watch_event_invalid - what is wrong with a decoded WATCH_EVENT, or NULL. */
+static const char *watch_event_invalid(const struct sk_proto_msg *m)
+{
+    uint8_t kind = m->u.watch_event.kind, type = m->u.watch_event.type;
+    bool move = kind == SK_PROTO_WATCH_MOVE_FROM || kind == SK_PROTO_WATCH_MOVE_TO;
+    struct sk_proto_str path = m->u.watch_event.path;
+    if (m->u.watch_event.watch_id == 0)
+        return "watch id 0";
+    if (kind < SK_PROTO_WATCH_CREATE || kind > SK_PROTO_WATCH_OVERFLOW)
+        return "unknown watch event kind";
+    if (type != 'f' && type != 'd' && type != 'l' && type != 'o' && type != SK_PROTO_WATCH_TYPE_UNKNOWN)
+        return "unknown entry type";
+    if (!move && m->u.watch_event.cookie != 0)
+        return "cookie on an event that is not a move";
+    if (kind == SK_PROTO_WATCH_OVERFLOW)
+        return path.len == 0 && type == SK_PROTO_WATCH_TYPE_UNKNOWN ? NULL : "overflow with a path or a type";
+    if (path.len == 0)
+        return kind == SK_PROTO_WATCH_DELETE && type == 'd' ? NULL : "empty path";
+    if (!sk_proto_rel_path_ok(path))
+        return "path is not a plain relative path";
+    return NULL;
+}
+
 /* decode_payload - read the payload of `m->type`; structural problems mark
  * the reader, values outside their domain are returned as a description. */
 static const char *decode_payload(struct sk_proto_reader *r, struct sk_proto_msg *m, bool *known)
@@ -579,6 +633,20 @@ static const char *decode_payload(struct sk_proto_reader *r, struct sk_proto_msg
     case SK_PROTO_PROCS: read_procs(r, &m->u.procs); return NULL;
     case SK_PROTO_RELEASE:
     case SK_PROTO_OPEN_PTY: m->u.proc_ref.proc_id = sk_proto_read_u32(r); return NULL;
+    case SK_PROTO_WATCH_ADD:
+        m->u.watch_add.path = read_path(r);
+        m->u.watch_add.recursive = sk_proto_read_bool(r);
+        return NULL;
+    case SK_PROTO_WATCH_REMOVE:
+        m->u.watch_remove.watch_id = sk_proto_read_u32(r);
+        return m->u.watch_remove.watch_id == 0 ? "watch id 0" : NULL;
+    case SK_PROTO_WATCH_EVENT:
+        m->u.watch_event.watch_id = sk_proto_read_u32(r);
+        m->u.watch_event.kind = sk_proto_read_u8(r);
+        m->u.watch_event.type = sk_proto_read_u8(r);
+        m->u.watch_event.cookie = sk_proto_read_u32(r);
+        m->u.watch_event.path = sk_proto_read_str(r, SK_PROTO_PATH_MAX);
+        return r->bad ? NULL : watch_event_invalid(m);
     default: *known = false; return NULL;
     }
 }
@@ -754,6 +822,18 @@ static bool encode_payload(struct sk_proto_writer *w, const struct sk_proto_msg 
     case SK_PROTO_PROCS: write_procs(w, &m->u.procs); return true;
     case SK_PROTO_RELEASE:
     case SK_PROTO_OPEN_PTY: sk_proto_write_u32(w, m->u.proc_ref.proc_id); return true;
+    case SK_PROTO_WATCH_ADD:
+        sk_proto_write_str(w, m->u.watch_add.path);
+        sk_proto_write_bool(w, m->u.watch_add.recursive);
+        return true;
+    case SK_PROTO_WATCH_REMOVE: sk_proto_write_u32(w, m->u.watch_remove.watch_id); return true;
+    case SK_PROTO_WATCH_EVENT:
+        sk_proto_write_u32(w, m->u.watch_event.watch_id);
+        sk_proto_write_u8(w, m->u.watch_event.kind);
+        sk_proto_write_u8(w, m->u.watch_event.type);
+        sk_proto_write_u32(w, m->u.watch_event.cookie);
+        sk_proto_write_str(w, m->u.watch_event.path);
+        return true;
     default: return false;
     }
 }

@@ -65,6 +65,9 @@ enum sk_proto_type {
     SK_PROTO_PROCS = 22,        /* init -> host */
     SK_PROTO_RELEASE = 23,      /* host -> init, reply OK */
     SK_PROTO_OPEN_PTY = 24,     /* host -> init, reply OK + fd */
+    SK_PROTO_WATCH_ADD = 25,    /* host -> init, reply OK(watch id) */
+    SK_PROTO_WATCH_REMOVE = 26, /* host -> init, reply OK */
+    SK_PROTO_WATCH_EVENT = 27,  /* init -> host, unsolicited event (request id 0) */
 };
 
 /* SPAWN flags */
@@ -81,6 +84,19 @@ enum sk_proto_type {
 #define SK_PROTO_FD_STDOUT 0x2u
 #define SK_PROTO_FD_STDERR 0x4u
 #define SK_PROTO_FD_PTY 0x8u
+
+/* WATCH_EVENT kinds. The numbers are part of the wire format. */
+enum sk_proto_watch_kind {
+    SK_PROTO_WATCH_CREATE = 1,
+    SK_PROTO_WATCH_MODIFY = 2,
+    SK_PROTO_WATCH_DELETE = 3,    /* an entry; with an empty path, the watched directory itself */
+    SK_PROTO_WATCH_MOVE_FROM = 4, /* paired with MOVE_TO by cookie */
+    SK_PROTO_WATCH_MOVE_TO = 5,
+    SK_PROTO_WATCH_OVERFLOW = 6, /* events were lost: empty path, type '?', cookie 0 */
+};
+/* WATCH_EVENT entry types: 'f' regular file, 'd' directory, 'l' symlink,
+ * 'o' other, '?' a non-directory whose type is unknown (gone when looked at). */
+#define SK_PROTO_WATCH_TYPE_UNKNOWN '?'
 
 /* A string view into a buffer: not NUL-terminated, never contains NUL. */
 struct sk_proto_str {
@@ -161,7 +177,7 @@ struct sk_proto_msg {
             struct sk_proto_str message;
         } error;
         struct {
-            uint32_t handle; /* WRITE_BEGIN's handle, else 0 */
+            uint32_t handle; /* WRITE_BEGIN's handle, WATCH_ADD's watch id, else 0 */
         } ok;
         struct {
             struct sk_proto_strv argv; /* 1..SK_PROTO_STRV_MAX, argv[0] non-empty */
@@ -227,6 +243,23 @@ struct sk_proto_msg {
         struct {
             uint32_t proc_id;
         } proc_ref; /* RELEASE and OPEN_PTY */
+        struct {
+            struct sk_proto_str path;
+            bool recursive;
+        } watch_add;
+        struct {
+            uint32_t watch_id; /* non-zero */
+        } watch_remove;
+        struct {
+            uint32_t watch_id; /* non-zero */
+            uint8_t kind;      /* enum sk_proto_watch_kind */
+            uint8_t type;      /* 'f', 'd', 'l', 'o' or '?' */
+            uint32_t cookie;   /* pairs MOVE_FROM with MOVE_TO; 0 for other kinds */
+            /* Relative to the watched directory: 0..SK_PROTO_PATH_MAX bytes,
+             * no leading '/', no empty, "." or ".." component. Empty only
+             * for OVERFLOW and for DELETE of the watched directory. */
+            struct sk_proto_str path;
+        } watch_event;
     } u;
 };
 
@@ -271,6 +304,14 @@ bool sk_proto_str_eq(struct sk_proto_str s, const char *c);
 
 /* sk_proto_type_name - "SPAWN", "EXIT", ...; "unknown" otherwise. */
 const char *sk_proto_type_name(unsigned type);
+
+/* sk_proto_watch_kind_name - "create", "modify", "delete", "move_from",
+ * "move_to", "overflow"; "unknown" otherwise. */
+const char *sk_proto_watch_kind_name(unsigned kind);
+
+/* sk_proto_rel_path_ok - p is a safe relative path: non-empty, no leading
+ * '/', and no empty, "." or ".." component. */
+bool sk_proto_rel_path_ok(struct sk_proto_str p);
 
 /* Bounds-checked little-endian reader. Failures are sticky: after the first
  * one every read returns 0/empty, `bad` is set and `why` says what failed. */

@@ -20,6 +20,30 @@
  * per process it runs (SK_INIT_PROCS_MAX, 1024), so more means abuse. */
 #define AGENT_EVENTS_MAX 4096
 
+_Static_assert(SK_AGENT_WATCH_PATH_MAX == SK_PROTO_PATH_MAX, "a watch event's path is a protocol path");
+_Static_assert((int)SK_AGENT_WATCH_CREATE == (int)SK_PROTO_WATCH_CREATE &&
+                   (int)SK_AGENT_WATCH_MODIFY == (int)SK_PROTO_WATCH_MODIFY &&
+                   (int)SK_AGENT_WATCH_DELETE == (int)SK_PROTO_WATCH_DELETE &&
+                   (int)SK_AGENT_WATCH_MOVE_FROM == (int)SK_PROTO_WATCH_MOVE_FROM &&
+                   (int)SK_AGENT_WATCH_MOVE_TO == (int)SK_PROTO_WATCH_MOVE_TO &&
+                   (int)SK_AGENT_WATCH_OVERFLOW == (int)SK_PROTO_WATCH_OVERFLOW,
+               "watch kinds are the protocol's");
+
+/* A queued watch event; path is NULL when empty. */
+struct agent_watch_event {
+    uint32_t watch_id;
+    uint8_t kind;
+    char type;
+    uint32_t cookie;
+    char *path;
+};
+
+/* A watch this connection added. */
+struct agent_watch {
+    uint32_t id;
+    bool lost; /* an event was dropped (queue full): an overflow is owed */
+};
+
 struct sk_agent {
     int fd;
     uint32_t next_id;
@@ -27,6 +51,10 @@ struct sk_agent {
     bool gone; /* skiff-init closed the socket */
     struct sk_agent_event *events;
     size_t ev_head, ev_len, ev_cap;
+    struct agent_watch_event *wevents;
+    size_t wev_head, wev_len, wev_cap;
+    struct agent_watch *watches;
+    size_t n_watches, watches_cap;
     uint8_t rx[SK_PROTO_MSG_MAX];
     uint8_t tx[SK_PROTO_MSG_MAX];
 };
@@ -54,6 +82,10 @@ void sk_agent_free(struct sk_agent *a)
         return;
     sk_close(&a->fd);
     free(a->events);
+    for (size_t i = a->wev_head; i < a->wev_len; i++)
+        free(a->wevents[i].path);
+    free(a->wevents);
+    free(a->watches);
     free(a);
 }
 
@@ -153,10 +185,14 @@ static int agent_recv(struct sk_agent *a, int64_t deadline, struct sk_proto_msg 
             return sk_error_prefix(err, "skiff-init sent a bad message");
         if (r < 0)
             return r;
-        if (sk_proto_decode(a->rx, len, m, err) < 0) {
+        struct sk_error bad = {0};
+        if (sk_proto_decode(a->rx, len, m, &bad) < 0) {
             close_fds(fds, *nfds);
             *nfds = 0;
-            return sk_error_prefix(err, "skiff-init sent a bad message");
+            /* EPROTO whatever was wrong (a value out of its domain is
+             * EINVAL to the decoder): callers tell a bad message from a
+             * lost connection by it. */
+            return sk_error_setv(err, EPROTO, "skiff-init sent a bad message: %s", bad.msg);
         }
         return 1;
     }
@@ -186,6 +222,80 @@ static void queue_event(struct sk_agent *a, const struct sk_proto_msg *m)
     ev->core_dumped = m->u.exit.core_dumped;
 }
 
+static struct agent_watch *find_watch(struct sk_agent *a, uint32_t id)
+{
+    for (size_t i = 0; i < a->n_watches; i++)
+        if (a->watches[i].id == id)
+            return &a->watches[i];
+    return NULL;
+}
+
+/* wev_append - queue a watch event if there is room; path is taken. */
+static bool wev_append(struct sk_agent *a, uint32_t watch_id, uint8_t kind, char type, uint32_t cookie, char *path)
+{
+    if (a->wev_len - a->wev_head >= SK_AGENT_WATCH_EVENTS_MAX)
+        return false;
+    if (a->wev_len == a->wev_cap) {
+        if (a->wev_head > 0) {
+            memmove(a->wevents, a->wevents + a->wev_head, (a->wev_len - a->wev_head) * sizeof(*a->wevents));
+            a->wev_len -= a->wev_head;
+            a->wev_head = 0;
+        } else {
+            a->wev_cap = a->wev_cap ? a->wev_cap * 2 : 64;
+            a->wevents = xrealloc(a->wevents, a->wev_cap * sizeof(*a->wevents));
+        }
+    }
+    a->wevents[a->wev_len++] =
+        (struct agent_watch_event){.watch_id = watch_id, .kind = kind, .type = type, .cookie = cookie, .path = path};
+    return true;
+}
+
+/* pay_overflows - queue the overflow events owed, while there is room. */
+static void pay_overflows(struct sk_agent *a)
+{
+    for (size_t i = 0; i < a->n_watches; i++) {
+        struct agent_watch *w = &a->watches[i];
+        if (w->lost && wev_append(a, w->id, SK_PROTO_WATCH_OVERFLOW, SK_PROTO_WATCH_TYPE_UNKNOWN, 0, NULL))
+            w->lost = false;
+    }
+}
+
+/* queue_watch_event - keep a WATCH_EVENT (the decoder has checked its
+ * values and that its path is relative and free of "." and ".."). Events
+ * of watches we did not add are dropped: a compromised skiff-init cannot
+ * grow what we keep beyond our own watches. */
+static void queue_watch_event(struct sk_agent *a, const struct sk_proto_msg *m)
+{
+    struct agent_watch *w = find_watch(a, m->u.watch_event.watch_id);
+    if (w == NULL)
+        return;
+    pay_overflows(a);
+    if (w->lost) /* still owed: no room */
+        return;
+    struct sk_proto_str p = m->u.watch_event.path;
+    char *path = p.len ? xstrndup(p.ptr, p.len) : NULL;
+    if (!wev_append(a, w->id, m->u.watch_event.kind, (char)m->u.watch_event.type, m->u.watch_event.cookie, path)) {
+        free(path);
+        sk_log_warn("nobody reads the events of watch %u: dropping them until there is room", w->id);
+        w->lost = true;
+    }
+}
+
+/* queue_any_event - put an event (request id 0) in its queue; false when
+ * the message is not an event. */
+static bool queue_any_event(struct sk_agent *a, const struct sk_proto_msg *m)
+{
+    if (m->id != 0)
+        return false;
+    if (m->type == SK_PROTO_EXIT)
+        queue_event(a, m);
+    else if (m->type == SK_PROTO_WATCH_EVENT)
+        queue_watch_event(a, m);
+    else
+        return false;
+    return true;
+}
+
 /* error_from_reply - skiff-init's ERROR as our error, with its errno (the
  * decoder bounded it to 1..4095) and its message minus control characters,
  * which could otherwise reach a terminal through logs. */
@@ -212,9 +322,8 @@ static int wait_reply(struct sk_agent *a, uint32_t id, int64_t deadline, struct 
             return sk_error_setv(err, ETIMEDOUT, "skiff-init did not answer in time");
         if (r < 0)
             return r;
-        if (m->type == SK_PROTO_EXIT && m->id == 0) {
+        if (queue_any_event(a, m)) {
             close_fds(fds, *nfds);
-            queue_event(a, m);
             continue;
         }
         /* An ERROR that names no request: skiff-init could not read ours,
@@ -261,10 +370,9 @@ static int gone_because(struct sk_agent *a, struct sk_error *err)
         close_fds(fds, nfds);
         if (r < 0 || sk_proto_decode(a->rx, len, &m, NULL) < 0 || m.id != 0)
             continue;
-        if (m.type == SK_PROTO_EXIT)
-            queue_event(a, &m);
-        else if (m.type == SK_PROTO_ERROR)
+        if (m.type == SK_PROTO_ERROR)
             return error_from_reply(&m, err);
+        queue_any_event(a, &m);
     }
     return sk_error_setv(err, EPIPE, "skiff-init is gone");
 }
@@ -525,10 +633,121 @@ int sk_agent_next_event(struct sk_agent *a, struct sk_agent_event *ev, int timeo
         if (r <= 0)
             return r;
         close_fds(fds, nfds);
-        if (m.type == SK_PROTO_EXIT && m.id == 0)
-            queue_event(a, &m);
-        /* anything else answers an abandoned request */
+        /* Watch events go to their queue; anything else answers an
+         * abandoned request. */
+        (void)queue_any_event(a, &m);
     }
+}
+
+bool sk_agent_has_pending_events(const struct sk_agent *a)
+{
+    return a->ev_head < a->ev_len;
+}
+
+/* ---- watches ---- */
+
+const char *sk_agent_watch_kind_name(enum sk_agent_watch_kind kind)
+{
+    return sk_proto_watch_kind_name((unsigned)kind);
+}
+
+bool sk_agent_has_pending_watch_events(const struct sk_agent *a)
+{
+    if (a->wev_head < a->wev_len)
+        return true;
+    for (size_t i = 0; i < a->n_watches; i++)
+        if (a->watches[i].lost)
+            return true;
+    return false;
+}
+
+int sk_agent_next_watch_event(struct sk_agent *a, struct sk_agent_watch_event *ev, int timeout_ms, struct sk_error *err)
+{
+    int64_t deadline = deadline_in(timeout_ms);
+    for (;;) {
+        if (a->wev_head == a->wev_len)
+            pay_overflows(a);
+        if (a->wev_head < a->wev_len) {
+            struct agent_watch_event *q = &a->wevents[a->wev_head++];
+            ev->watch_id = q->watch_id;
+            ev->kind = (enum sk_agent_watch_kind)q->kind;
+            ev->type = q->type;
+            ev->cookie = q->cookie;
+            size_t n = q->path ? strlen(q->path) : 0;
+            memcpy(ev->path, q->path ? q->path : "", n + 1);
+            free(q->path);
+            if (a->wev_head == a->wev_len)
+                a->wev_head = a->wev_len = 0;
+            /* Room again: what is owed goes behind what was queued before. */
+            pay_overflows(a);
+            return 1;
+        }
+        struct sk_proto_msg m;
+        int fds[SK_PROTO_MAX_FDS];
+        size_t nfds = 0;
+        int r = agent_recv(a, deadline, &m, fds, &nfds, err);
+        if (r <= 0)
+            return r;
+        close_fds(fds, nfds);
+        (void)queue_any_event(a, &m); /* anything else answers an abandoned request */
+    }
+}
+
+int sk_agent_watch_add(struct sk_agent *a, const char *path, bool recursive, uint32_t *watch_id, struct sk_error *err)
+{
+    *watch_id = 0;
+    if (path == NULL || path[0] == '\0')
+        return sk_error_setv(err, EINVAL, "empty path");
+    if (strlen(path) > SK_PROTO_PATH_MAX)
+        return sk_error_setv(err, ENAMETOOLONG, "path is longer than %d bytes", SK_PROTO_PATH_MAX);
+    struct sk_proto_msg req = {.type = SK_PROTO_WATCH_ADD}, reply;
+    req.u.watch_add.path = sk_proto_str_c(path);
+    req.u.watch_add.recursive = recursive;
+    int r = call(a, &req, a->timeout_ms, SK_PROTO_OK, &reply, NULL, 0, err);
+    if (r < 0)
+        return r;
+    uint32_t id = reply.u.ok.handle;
+    if (id == 0 || find_watch(a, id) != NULL)
+        return sk_error_setv(err, EPROTO, "watch '%s': skiff-init answered with watch id %u", path, id);
+    if (a->n_watches == a->watches_cap) {
+        a->watches_cap = a->watches_cap ? a->watches_cap * 2 : 8;
+        a->watches = xrealloc(a->watches, a->watches_cap * sizeof(*a->watches));
+    }
+    a->watches[a->n_watches++] = (struct agent_watch){.id = id};
+    *watch_id = id;
+    return 0;
+}
+
+/* forget_watch - drop watch `id` and its queued events. */
+static void forget_watch(struct sk_agent *a, uint32_t id)
+{
+    struct agent_watch *w = find_watch(a, id);
+    if (w == NULL)
+        return;
+    *w = a->watches[--a->n_watches];
+    size_t k = a->wev_head;
+    for (size_t i = a->wev_head; i < a->wev_len; i++) {
+        if (a->wevents[i].watch_id == id)
+            free(a->wevents[i].path);
+        else
+            a->wevents[k++] = a->wevents[i];
+    }
+    a->wev_len = k;
+    if (a->wev_head == a->wev_len)
+        a->wev_head = a->wev_len = 0;
+}
+
+int sk_agent_watch_remove(struct sk_agent *a, uint32_t watch_id, struct sk_error *err)
+{
+    if (watch_id == 0)
+        return sk_error_setv(err, ENOENT, "no watch 0");
+    struct sk_proto_msg req = {.type = SK_PROTO_WATCH_REMOVE}, reply;
+    req.u.watch_remove.watch_id = watch_id;
+    int r = call(a, &req, a->timeout_ms, SK_PROTO_OK, &reply, NULL, 0, err);
+    /* Whatever skiff-init says, nothing more of it reaches the caller;
+     * events it sent before its reply were read by call(). */
+    forget_watch(a, watch_id);
+    return r;
 }
 
 /* ---- files ---- */

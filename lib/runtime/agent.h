@@ -4,8 +4,10 @@
  * other end is fd 3 of a sandbox's skiff-init (docs/protocol.md). Requests
  * are synchronous: each call sends one request and reads until the reply with
  * the same request id, waiting at most the request timeout (30 s by default,
- * see sk_agent_set_timeout). EXIT events that arrive meanwhile are queued and
- * returned later by sk_agent_next_event.
+ * see sk_agent_set_timeout). Events that arrive meanwhile are queued: EXIT
+ * events for sk_agent_next_event, WATCH events for
+ * sk_agent_next_watch_event. Whichever function reads the socket puts each
+ * event in its own queue, so neither kind is ever lost by reading the other.
  *
  * Nothing that comes back is trusted: skiff-init runs inside the sandbox and
  * may be under the control of the code it runs. Every reply is length- and
@@ -57,7 +59,12 @@ int sk_agent_new(int fd, struct sk_agent **out, struct sk_error *err);
 void sk_agent_free(struct sk_agent *a);
 
 /* sk_agent_fd - the control socket, for the caller's epoll: when it is
- * readable, call sk_agent_next_event with timeout 0. Owned by `a`. */
+ * readable, call sk_agent_next_event with timeout 0 and, if it watches
+ * files, drain sk_agent_next_watch_event with timeout 0 too (a readable
+ * socket may have brought either kind). Any call that reads the socket
+ * (every request, and both of those) can leave events queued that no
+ * longer make the fd readable: check sk_agent_has_pending_events and
+ * sk_agent_has_pending_watch_events after it. Owned by `a`. */
 int sk_agent_fd(const struct sk_agent *a);
 
 /* sk_agent_set_timeout - how long one request waits for its reply (and, for
@@ -156,6 +163,89 @@ int sk_agent_open_pty(struct sk_agent *a, uint32_t proc_id, int *fd, struct sk_e
  * to abandoned requests are dropped. A compromised skiff-init can invent
  * events: match proc_id against processes you started. */
 int sk_agent_next_event(struct sk_agent *a, struct sk_agent_event *ev, int timeout_ms, struct sk_error *err);
+
+/* ---- watching files ----
+ *
+ * A watch reports what happens in one directory of the sandbox (with
+ * recursive, in its whole tree, including directories created later) as a
+ * stream of events. Watches belong to this connection: skiff-init removes
+ * them when it ends, so a new owner of a persistent sandbox adds again what
+ * it needs (and re-lists, as it missed what happened meanwhile).
+ *
+ * Events wait in a queue of their own, next to the EXIT queue, until
+ * sk_agent_next_watch_event returns them. A caller that drains EXITs with
+ * sk_agent_next_event must also drain watch events: they accumulate up to
+ * SK_AGENT_WATCH_EVENTS_MAX; beyond that each further event is dropped and
+ * its watch gets one SK_AGENT_WATCH_OVERFLOW event (as soon as there is
+ * room, before its later events). skiff-init does the same when the socket
+ * is full. An overflow means "events were lost": list the directory again. */
+
+#define SK_AGENT_WATCH_EVENTS_MAX 4096
+#define SK_AGENT_WATCH_PATH_MAX 4096 /* bytes of an event's path */
+
+enum sk_agent_watch_kind {
+    SK_AGENT_WATCH_CREATE = 1,    /* an entry was created (or appeared with a new directory) */
+    SK_AGENT_WATCH_MODIFY = 2,    /* a file was written to (or closed after writing) */
+    SK_AGENT_WATCH_DELETE = 3,    /* an entry was removed; path "": the watched directory itself */
+    SK_AGENT_WATCH_MOVE_FROM = 4, /* renamed away from path ... */
+    SK_AGENT_WATCH_MOVE_TO = 5,   /* ... to path: the same cookie pairs the two halves */
+    SK_AGENT_WATCH_OVERFLOW = 6,  /* events of this watch were lost; path "" */
+};
+
+struct sk_agent_watch_event {
+    uint32_t watch_id;
+    enum sk_agent_watch_kind kind;
+    /* 'f' regular file, 'd' directory, 'l' symlink, 'o' other, '?' a
+     * non-directory whose type is unknown (gone when skiff-init looked:
+     * always for delete and move_from of a file) */
+    char type;
+    /* move_from and move_to of one rename have the same cookie (0 for
+     * other kinds). A move_from without its move_to left the watched tree;
+     * a move_to without its move_from came from outside (a directory
+     * moved in brings its contents without further events). */
+    uint32_t cookie;
+    /* Relative to the watched directory ("a/b" in a recursive watch):
+     * never absolute, never with "." or ".." components. Empty for an
+     * overflow and for the watched directory's own deletion. */
+    char path[SK_AGENT_WATCH_PATH_MAX + 1];
+};
+
+/* sk_agent_watch_add - watch the directory `path` (resolved inside the
+ * sandbox's root like every path: a symlink to a host directory cannot be
+ * watched). With recursive, every directory below it too, and those
+ * created later; symlinks are never followed. *watch_id gets the watch's
+ * id, which its events carry. Events coalesce: several modifications of a
+ * path in a row may be one modify. Errors: ENOENT, ENOTDIR (not a
+ * directory), ENOSPC (64 watches, or 8192 watched directories, in one
+ * sandbox; or the kernel's inotify limit), EMFILE (the kernel's limit of
+ * inotify instances), ELOOP (a tree deeper than 128 levels), EPROTO from an
+ * older skiff-init. */
+int sk_agent_watch_add(struct sk_agent *a, const char *path, bool recursive, uint32_t *watch_id, struct sk_error *err);
+
+/* sk_agent_watch_remove - stop a watch. Its events still queued here are
+ * discarded and none follow, even if the call fails. ENOENT when skiff-init
+ * has no such watch. */
+int sk_agent_watch_remove(struct sk_agent *a, uint32_t watch_id, struct sk_error *err);
+
+/* sk_agent_next_watch_event - the next watch event: 1 = *ev filled, 0 =
+ * none within timeout_ms (0 = do not wait, < 0 = wait forever), < 0 =
+ * error (-EPIPE when skiff-init is gone, -EPROTO for a malformed message).
+ * EXIT events read meanwhile are queued for sk_agent_next_event. Events of
+ * watches this connection did not add (or has removed) are dropped. */
+int sk_agent_next_watch_event(struct sk_agent *a, struct sk_agent_watch_event *ev, int timeout_ms,
+                              struct sk_error *err);
+
+/* sk_agent_has_pending_watch_events - watch events (or an owed overflow)
+ * are queued: sk_agent_next_watch_event with timeout 0 returns one. */
+bool sk_agent_has_pending_watch_events(const struct sk_agent *a);
+
+/* sk_agent_has_pending_events - EXIT events are queued:
+ * sk_agent_next_event with timeout 0 returns one. */
+bool sk_agent_has_pending_events(const struct sk_agent *a);
+
+/* sk_agent_watch_kind_name - "create", "modify", "delete", "move_from",
+ * "move_to", "overflow"; "unknown" otherwise. */
+const char *sk_agent_watch_kind_name(enum sk_agent_watch_kind kind);
 
 /* File operations. Paths are interpreted inside the sandbox's root: absolute
  * or relative to it, "..", absolute and relative symlinks all stay inside

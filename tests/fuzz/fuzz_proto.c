@@ -54,6 +54,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (n != m.u.procs.count)
             abort();
     }
+    if (m.type == SK_PROTO_WATCH_EVENT) {
+        /* A path the host would join to the watched directory never leaves it. */
+        struct sk_proto_str p = m.u.watch_event.path;
+        if (p.len > 0
+                ? !sk_proto_rel_path_ok(p)
+                : (m.u.watch_event.kind != SK_PROTO_WATCH_OVERFLOW && m.u.watch_event.kind != SK_PROTO_WATCH_DELETE))
+            abort();
+        if (m.u.watch_event.watch_id == 0 || sk_proto_watch_kind_name(m.u.watch_event.kind)[0] == 'u')
+            abort();
+    }
     size_t len = 0;
     if (sk_proto_encode(&m, out, sizeof(out), &len, &err) < 0)
         abort();

@@ -150,5 +150,27 @@ int main(int argc, char **argv)
     m.id = 18;
     m.u.proc_ref.proc_id = 2;
     bad |= write_seed(dir, "open_pty", &m);
+    m = (struct sk_proto_msg){.type = SK_PROTO_WATCH_ADD, .id = 19};
+    m.u.watch_add.path = sk_proto_str_c("/work");
+    m.u.watch_add.recursive = true;
+    bad |= write_seed(dir, "watch_add", &m);
+    m = (struct sk_proto_msg){.type = SK_PROTO_WATCH_REMOVE, .id = 20};
+    m.u.watch_remove.watch_id = 1;
+    bad |= write_seed(dir, "watch_remove", &m);
+    m = (struct sk_proto_msg){.type = SK_PROTO_WATCH_EVENT, .id = 0};
+    m.u.watch_event.watch_id = 1;
+    m.u.watch_event.kind = SK_PROTO_WATCH_MOVE_TO;
+    m.u.watch_event.type = 'f';
+    m.u.watch_event.cookie = 4242;
+    m.u.watch_event.path = sk_proto_str_c("src/main.c");
+    bad |= write_seed(dir, "watch_event", &m);
+    m.u.watch_event.kind = SK_PROTO_WATCH_DELETE;
+    m.u.watch_event.type = 'd';
+    m.u.watch_event.cookie = 0;
+    m.u.watch_event.path = sk_proto_str_c("");
+    bad |= write_seed(dir, "watch_event_self_deleted", &m);
+    m.u.watch_event.kind = SK_PROTO_WATCH_OVERFLOW;
+    m.u.watch_event.type = SK_PROTO_WATCH_TYPE_UNKNOWN;
+    bad |= write_seed(dir, "watch_event_overflow", &m);
     return bad ? 1 : 0;
 }

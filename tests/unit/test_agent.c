@@ -1502,3 +1502,795 @@ TEST_TIMEOUT(a_new_owner_reopens_a_running_pty, 20)
     close(m);
     fx_stop(&f);
 }
+
+/* ---- watching files ---- */
+
+/* The watch events read so far, for comparing sequences. */
+struct wlog {
+    size_t n;
+    struct {
+        uint32_t id;
+        enum sk_agent_watch_kind kind;
+        char type;
+        uint32_t cookie;
+        char *path;
+    } e[4096];
+    char text[65536];
+};
+
+enum { WLOG_TYPES = 1, WLOG_NO_MODIFY = 2, WLOG_IDS = 4 };
+
+static struct wlog *wlog_new(void)
+{
+    return xcalloc(1, sizeof(struct wlog));
+}
+
+static void wlog_reset(struct wlog *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->e[i].path);
+    l->n = 0;
+}
+
+static void wlog_free(struct wlog *l)
+{
+    wlog_reset(l);
+    free(l);
+}
+
+/* tmp_name - the temp files of sk_agent_write_file (".skiff-*.tmp") are
+ * an implementation detail the tests leave out. */
+static bool tmp_name(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    return strncmp(base ? base + 1 : path, ".skiff-", 7) == 0;
+}
+
+static bool wlog_has(const struct wlog *l, uint32_t id, enum sk_agent_watch_kind kind, const char *path)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if ((id == 0 || l->e[i].id == id) && l->e[i].kind == kind && strcmp(l->e[i].path, path) == 0)
+            return true;
+    return false;
+}
+
+/* wlog_text - the events of watch `id` (0: all) as "kind path[ type][ #n]"
+ * joined by "; ", where #n numbers cookies by first appearance (so a
+ * move_from and its move_to show the same #n). Temp files are left out and
+ * a modify repeating the previous entry of its watch is folded into it:
+ * how writes split into read batches is timing. */
+static const char *wlog_text(struct wlog *l, uint32_t id, unsigned flags)
+{
+    uint32_t cookies[4096];
+    size_t n_cookies = 0;
+    char last[SK_AGENT_WATCH_PATH_MAX + 64] = "";
+    size_t len = 0;
+    l->text[0] = '\0';
+    for (size_t i = 0; i < l->n; i++) {
+        if ((id != 0 && l->e[i].id != id) || tmp_name(l->e[i].path))
+            continue;
+        if ((flags & WLOG_NO_MODIFY) && l->e[i].kind == SK_AGENT_WATCH_MODIFY)
+            continue;
+        char entry[SK_AGENT_WATCH_PATH_MAX + 64];
+        int n = 0;
+        if (flags & WLOG_IDS)
+            n += snprintf(entry + n, sizeof(entry) - (size_t)n, "w%u ", l->e[i].id);
+        n += snprintf(entry + n, sizeof(entry) - (size_t)n, "%s %s", sk_agent_watch_kind_name(l->e[i].kind),
+                      l->e[i].path[0] ? l->e[i].path : "\"\"");
+        if (flags & WLOG_TYPES)
+            n += snprintf(entry + n, sizeof(entry) - (size_t)n, " %c", l->e[i].type);
+        if (l->e[i].cookie != 0) {
+            size_t k = 0;
+            while (k < n_cookies && cookies[k] != l->e[i].cookie)
+                k++;
+            if (k == n_cookies)
+                cookies[n_cookies++] = l->e[i].cookie;
+            n += snprintf(entry + n, sizeof(entry) - (size_t)n, " #%zu", k + 1);
+        }
+        if (l->e[i].kind == SK_AGENT_WATCH_MODIFY && strcmp(entry, last) == 0)
+            continue;
+        memcpy(last, entry, (size_t)n + 1);
+        n = snprintf(l->text + len, sizeof(l->text) - len, "%s%s", len ? "; " : "", entry);
+        if (n < 0 || (size_t)n >= sizeof(l->text) - len)
+            FAIL("watch log overflows");
+        len += (size_t)n;
+    }
+    return l->text;
+}
+
+/* watch_until - read watch events into l until one of watch `id` (0: any)
+ * with `kind` at `path` is there; FAIL after 5 s. */
+static void watch_until(struct fx *f, struct wlog *l, uint32_t id, enum sk_agent_watch_kind kind, const char *path)
+{
+    struct sk_error err = {0};
+    int64_t deadline = sk_now_ns() + 5000000000LL;
+    static struct sk_agent_watch_event ev;
+    while (!wlog_has(l, id, kind, path)) {
+        int ms = (int)((deadline - sk_now_ns()) / 1000000);
+        if (ms <= 0)
+            FAIL("no %s '%s' within 5 s; got: %s", sk_agent_watch_kind_name(kind), path,
+                 wlog_text(l, 0, WLOG_IDS | WLOG_TYPES));
+        int r = sk_agent_next_watch_event(f->a, &ev, ms, &err);
+        if (r < 0)
+            FAIL("next watch event: %d (%s)", r, err.msg);
+        if (r == 0)
+            continue;
+        if (l->n == SK_ARRAY_SIZE(l->e))
+            FAIL("more than %zu watch events", SK_ARRAY_SIZE(l->e));
+        l->e[l->n].id = ev.watch_id;
+        l->e[l->n].kind = ev.kind;
+        l->e[l->n].type = ev.type;
+        l->e[l->n].cookie = ev.cookie;
+        l->e[l->n].path = xstrdup(ev.path);
+        l->n++;
+    }
+}
+
+/* watch_quiet - no watch event arrives within ms. */
+static void watch_quiet(struct fx *f, int ms)
+{
+    struct sk_error err = {0};
+    static struct sk_agent_watch_event ev;
+    int r = sk_agent_next_watch_event(f->a, &ev, ms, &err);
+    if (r != 0)
+        FAIL("expected no watch event, got %d: %s '%s' of watch %u", r, sk_agent_watch_kind_name(ev.kind), ev.path,
+             ev.watch_id);
+}
+
+static void mkdir_host(const struct fx *f, const char *rel)
+{
+    char hp[PATH_MAX];
+    host_path(f, rel, hp, sizeof(hp));
+    ASSERT_EQ_INT(mkdir(hp, 0755), 0);
+}
+
+static int run_sh(struct fx *f, const char *script)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof(cmd), "cd '%s' && %s", f->root, script);
+    struct sk_agent_proc p;
+    spawn_argv(f, (const char *const[]){"sh", "-c", cmd, NULL}, &p);
+    close_proc(&p);
+    struct sk_agent_event ev;
+    wait_event(f, &ev, 5000);
+    ASSERT_EQ_INT(ev.proc_id, p.id);
+    return ev.exit_code;
+}
+
+TEST_TIMEOUT(watch_reports_file_operations_in_order, 20)
+{
+    struct fx f;
+    fx_start(&f);
+    struct sk_error err = {0};
+    struct wlog *l = wlog_new();
+    ASSERT_OK(sk_agent_mkdir(f.a, "w", 0755, false, &err));
+    uint32_t id = 0;
+    ASSERT_OK(sk_agent_watch_add(f.a, "/w", false, &id, &err));
+    ASSERT_NE_INT(id, 0);
+    ASSERT_FALSE(sk_agent_has_pending_watch_events(f.a));
+
+    ASSERT_OK(sk_agent_mkdir(f.a, "w/d", 0755, false, &err));
+    ASSERT_OK(sk_agent_write_file(f.a, "w/a.txt", "hello", 5, 0644, &err));
+    ASSERT_OK(sk_agent_rename(f.a, "w/a.txt", "w/b.txt", &err));
+    ASSERT_OK(sk_agent_remove(f.a, "w/b.txt", false, &err));
+    /* Not recursive: what happens inside d is not reported, d's removal is. */
+    ASSERT_OK(sk_agent_write_file(f.a, "w/d/inner", "x", 1, 0644, &err));
+    ASSERT_OK(sk_agent_remove(f.a, "w/d", true, &err));
+    ASSERT_OK(sk_agent_mkdir(f.a, "w/end", 0755, false, &err));
+    watch_until(&f, l, id, SK_AGENT_WATCH_CREATE, "end");
+    /* The atomic write shows as the temp file's move to its name and the
+     * close of the written file (skiff-init's last fd of it). */
+    ASSERT_EQ_STR(wlog_text(l, id, WLOG_TYPES),
+                  "create d d; move_to a.txt f #1; modify a.txt f; move_from a.txt ? #2; move_to b.txt f #2; "
+                  "delete b.txt ?; delete d d; create end d");
+    for (size_t i = 0; i < l->n; i++)
+        ASSERT_EQ_INT(l->e[i].id, id);
+
+    /* Writes through the host's fd, and the watched directory's own end. */
+    wlog_reset(l);
+    int fd;
+    uint32_t handle;
+    ASSERT_OK(sk_agent_write_begin(f.a, "w/big", 0600, &fd, &handle, &err));
+    for (int i = 0; i < 50; i++)
+        ASSERT_EQ_INT(write(fd, "0123456789", 10), 10);
+    close(fd);
+    ASSERT_OK(sk_agent_write_commit(f.a, handle, &err));
+    ASSERT_OK(sk_agent_remove(f.a, "w/big", false, &err));
+    ASSERT_OK(sk_agent_remove(f.a, "w/end", false, &err));
+    ASSERT_OK(sk_agent_remove(f.a, "w", false, &err));
+    watch_until(&f, l, id, SK_AGENT_WATCH_DELETE, "");
+    ASSERT_EQ_STR(wlog_text(l, id, WLOG_TYPES),
+                  "move_to big f #1; modify big f; delete big ?; delete end d; delete \"\" d");
+    /* A watch whose directory is gone is still there to remove. */
+    ASSERT_OK(sk_agent_watch_remove(f.a, id, &err));
+    wlog_free(l);
+    fx_stop(&f);
+}
+
+/* Modifications of a path that one read of inotify brings are one modify,
+ * even when they alternate with another path's (the kernel itself merges
+ * only identical neighbours). skiff-init is stopped meanwhile, so that all
+ * of them are in one read. */
+TEST_TIMEOUT(modifications_in_one_batch_coalesce, 20)
+{
+    struct fx f;
+    fx_start(&f);
+    struct sk_error err = {0};
+    struct wlog *l = wlog_new();
+    mkdir_host(&f, "w");
+    uint32_t id = 0;
+    ASSERT_OK(sk_agent_watch_add(f.a, "w", false, &id, &err));
+    char pa[PATH_MAX], pb[PATH_MAX];
+    host_path(&f, "w/a", pa, sizeof(pa));
+    host_path(&f, "w/b", pb, sizeof(pb));
+    int a = open(pa, O_WRONLY | O_CREAT | O_CLOEXEC, 0644), b = open(pb, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    ASSERT_TRUE(a >= 0 && b >= 0);
+    watch_until(&f, l, id, SK_AGENT_WATCH_CREATE, "b");
+    ASSERT_EQ_STR(wlog_text(l, id, WLOG_TYPES), "create a f; create b f");
+    wlog_reset(l);
+    ASSERT_EQ_INT(kill(f.init_pid, SIGSTOP), 0);
+    for (int i = 0; i < 20; i++) {
+        ASSERT_EQ_INT(write(a, "a", 1), 1);
+        ASSERT_EQ_INT(write(b, "b", 1), 1);
+    }
+    close(a);
+    close(b);
+    ASSERT_EQ_INT(kill(f.init_pid, SIGCONT), 0);
+    ASSERT_OK(sk_agent_mkdir(f.a, "w/end", 0755, false, &err));
+    watch_until(&f, l, id, SK_AGENT_WATCH_CREATE, "end");
+    ASSERT_EQ_STR(wlog_text(l, id, WLOG_TYPES), "modify a f; modify b f; create end d");
+    ASSERT_EQ_INT(l->n, 3);
+    wlog_free(l);
+    fx_stop(&f);
+}
+
+TEST_TIMEOUT(watch_reports_changes_made_by_processes, 20)
+{
+    struct fx f;
+    fx_start(&f);
+    struct sk_error err = {0};
+    struct wlog *l = wlog_new();
+    mkdir_host(&f, "w");
+    uint32_t id = 0;
+    ASSERT_OK(sk_agent_watch_add(f.a, "w", false, &id, &err));
+    ASSERT_EQ_INT(run_sh(&f, "cd w && echo hi > a && echo more >> a && mv a b && rm b && mkdir sub && rmdir sub && "
+                             "ln -s /etc l && touch end"),
+                  0);
+    watch_until(&f, l, id, SK_AGENT_WATCH_CREATE, "end");
+    /* Types are left out: by the time skiff-init looks, a and b are gone. */
+    ASSERT_EQ_STR(wlog_text(l, id, 0), "create a; modify a; move_from a #1; move_to b #1; delete b; create sub; "
+                                       "delete sub; create l; create end");
+    ASSERT_EQ_INT(l->e[l->n - 2].type, 'l');
+    wlog_free(l);
+    fx_stop(&f);
+}
+
+/* EXIT events and watch events share the socket: whichever function reads
+ * it, each lands in its own queue. */
+TEST_TIMEOUT(exits_and_watch_events_both_arrive, 20)
+{
+    struct fx f;
+    fx_start(&f);
+    struct sk_error err = {0};
+    struct wlog *l = wlog_new();
+    mkdir_host(&f, "w");
+    uint32_t id = 0;
+    ASSERT_OK(sk_agent_watch_add(f.a, "w", false, &id, &err));
+    /* sk_agent_next_event reads past 200 watch events to the EXIT. */
+    struct sk_agent_proc p;
+    char cmd[PATH_MAX + 128];
+    snprintf(cmd, sizeof(cmd), "cd '%s/w' && i=1; while [ $i -le 100 ]; do : > f$i; i=$((i+1)); done; exit 3", f.root);
+    spawn_argv(&f, (const char *const[]){"sh", "-c", cmd, NULL}, &p);
+    close_proc(&p);
+    struct sk_agent_event ev;
+    wait_event(&f, &ev, 5000);
+    ASSERT_EQ_INT(ev.proc_id, p.id);
+    ASSERT_EQ_INT(ev.exit_code, 3);
+    ASSERT_FALSE(sk_agent_has_pending_events(f.a));
+    watch_until(&f, l, id, SK_AGENT_WATCH_MODIFY, "f100");
+    char want[4096];
+    size_t n = 0;
+    for (int i = 1; i <= 100; i++)
+        n += (size_t)snprintf(want + n, sizeof(want) - n, "%screate f%d; modify f%d", i > 1 ? "; " : "", i, i);
+    ASSERT_EQ_STR(wlog_text(l, id, 0), want);
+
+    /* sk_agent_next_watch_event reads past the EXIT and keeps it. */
+    wlog_reset(l);
+    snprintf(cmd, sizeof(cmd), "touch '%s/w/g1'; exit 7", f.root);
+    spawn_argv(&f, (const char *const[]){"sh", "-c", cmd, NULL}, &p);
+    close_proc(&p);
+    watch_until(&f, l, id, SK_AGENT_WATCH_CREATE, "g1");
+    int64_t deadline = sk_now_ns() + 5000000000LL;
+    while (!sk_agent_has_pending_events(f.a) && sk_now_ns() < deadline) {
+        static struct sk_agent_watch_event wev;
+        ASSERT_GE_INT(sk_agent_next_watch_event(f.a, &wev, 50, &err), 0);
+    }
+    ASSERT_TRUE(sk_agent_has_pending_events(f.a));
+    ASSERT_EQ_INT(sk_agent_next_event(f.a, &ev, 0, &err), 1);
+    ASSERT_EQ_INT(ev.proc_id, p.id);
+    ASSERT_EQ_INT(ev.exit_code, 7);
+    /* Requests queue both kinds too. */
+    wlog_reset(l);
+    snprintf(cmd, sizeof(cmd), "touch '%s/w/g2'", f.root);
+    spawn_argv(&f, (const char *const[]){"sh", "-c", cmd, NULL}, &p);
+    close_proc(&p);
+    usleep(300000);
+    struct sk_file_stat st;
+    ASSERT_OK(sk_agent_stat(f.a, "w", false, &st, &err));
+    ASSERT_OK(sk_agent_stat(f.a, "w", false, &st, &err));
+    ASSERT_TRUE(sk_agent_has_pending_events(f.a));
+    ASSERT_TRUE(sk_agent_has_pending_watch_events(f.a));
+    ASSERT_EQ_INT(sk_agent_next_event(f.a, &ev, 0, &err), 1);
+    ASSERT_EQ_INT(ev.proc_id, p.id);
+    watch_until(&f, l, id, SK_AGENT_WATCH_CREATE, "g2");
+    wlog_free(l);
+    fx_stop(&f);
+}
+
+TEST_TIMEOUT(recursive_watch_follows_the_tree, 30)
+{
+    struct fx f;
+    fx_start(&f);
+    struct sk_error err = {0};
+    struct wlog *l = wlog_new();
+    mkdir_host(&f, "r");
+    mkdir_host(&f, "r/a");
+    mkdir_host(&f, "r/a/b");
+    mkdir_host(&f, "out");
+    uint32_t id = 0;
+    ASSERT_OK(sk_agent_watch_add(f.a, "r", true, &id, &err));
+
+    /* Directories that were there. */
+    ASSERT_OK(sk_agent_write_file(f.a, "r/a/b/f1", "1", 1, 0644, &err));
+    watch_until(&f, l, id, SK_AGENT_WATCH_MOVE_TO, "a/b/f1");
+    ASSERT_EQ_STR(wlog_text(l, id, WLOG_TYPES | WLOG_NO_MODIFY), "move_to a/b/f1 f #1");
+
+    /* A directory created after the watch started. */
+    wlog_reset(l);
+    ASSERT_OK(sk_agent_mkdir(f.a, "r/new", 0755, false, &err));
+    ASSERT_OK(sk_agent_write_file(f.a, "r/new/x", "x", 1, 0644, &err));
+    watch_until(&f, l, id, SK_AGENT_WATCH_MOVE_TO, "new/x");
+    ASSERT_EQ_STR(wlog_text(l, id, WLOG_TYPES | WLOG_NO_MODIFY), "create new d; move_to new/x f #1");
+
+    /* A tree made by a process faster than skiff-init reads: what a new
+     * directory held before its watch existed is reported as created. */
+    wlog_reset(l);
+    ASSERT_EQ_INT(run_sh(&f, "mkdir -p r/s1/s2 && echo hi > r/s1/s2/f && mkdir r/s1/s2/s3 && touch r/s1/s2/s3/end"), 0);
+    watch_until(&f, l, id, SK_AGENT_WATCH_CREATE, "s1/s2/s3/end");
+    const char *t = wlog_text(l, id, WLOG_NO_MODIFY);
+    ASSERT_TRUE(strncmp(t, "create s1; ", 11) == 0);
+    const char *p2 = strstr(t, "create s1/s2;"), *pf = strstr(t, "create s1/s2/f;"),
+               *p3 = strstr(t, "create s1/s2/s3;");
+    if (p2 == NULL || pf == NULL || p3 == NULL || pf < p2 || p3 < p2)
+        FAIL("unexpected events: %s", t);
+    /* And it is watched. */
+    wlog_reset(l);
+    ASSERT_OK(sk_agent_remove(f.a, "r/s1/s2/s3/end", false, &err));
+    watch_until(&f, l, id, SK_AGENT_WATCH_DELETE, "s1/s2/s3/end");
+
+    /* A directory renamed inside the watch keeps being watched, under its
+     * new name. */
+    wlog_reset(l);
+    ASSERT_OK(sk_agent_rename(f.a, "r/a", "r/c", &err));
+    ASSERT_OK(sk_agent_write_file(f.a, "r/c/b/g", "g", 1, 0644, &err));
+    watch_until(&f, l, id, SK_AGENT_WATCH_MOVE_TO, "c/b/g");
+    ASSERT_EQ_STR(wlog_text(l, id, WLOG_TYPES | WLOG_NO_MODIFY),
+                  "move_from a d #1; move_to c d #1; move_to c/b/g f #2");
+
+    /* Moved out: nothing more from it. Moved back in: watched again. */
+    wlog_reset(l);
+    ASSERT_OK(sk_agent_rename(f.a, "r/c", "out/c", &err));
+    ASSERT_OK(sk_agent_write_file(f.a, "out/c/b/h", "h", 1, 0644, &err));
+    ASSERT_OK(sk_agent_mkdir(f.a, "r/end2", 0755, false, &err));
+    watch_until(&f, l, id, SK_AGENT_WATCH_CREATE, "end2");
+    ASSERT_EQ_STR(wlog_text(l, id, WLOG_TYPES | WLOG_NO_MODIFY), "move_from c d #1; create end2 d");
+    wlog_reset(l);
+    ASSERT_OK(sk_agent_rename(f.a, "out/c", "r/back", &err));
+    ASSERT_OK(sk_agent_write_file(f.a, "r/back/b/i", "i", 1, 0644, &err));
+    watch_until(&f, l, id, SK_AGENT_WATCH_MOVE_TO, "back/b/i");
+    ASSERT_EQ_STR(wlog_text(l, id, WLOG_TYPES | WLOG_NO_MODIFY), "move_to back d #1; move_to back/b/i f #2");
+
+    /* A non-recursive watch of the same tree sees only its top level; both
+     * share the kernel's watch of r, and removing one keeps the other. */
+    uint32_t top = 0;
+    ASSERT_OK(sk_agent_watch_add(f.a, "r", false, &top, &err));
+    ASSERT_NE_INT(top, id);
+    wlog_reset(l);
+    ASSERT_OK(sk_agent_mkdir(f.a, "r/back/deep", 0755, false, &err));
+    ASSERT_OK(sk_agent_mkdir(f.a, "r/both", 0755, false, &err));
+    watch_until(&f, l, top, SK_AGENT_WATCH_CREATE, "both");
+    watch_until(&f, l, id, SK_AGENT_WATCH_CREATE, "both");
+    ASSERT_EQ_STR(wlog_text(l, top, WLOG_NO_MODIFY), "create both");
+    ASSERT_EQ_STR(wlog_text(l, id, WLOG_NO_MODIFY), "create back/deep; create both");
+    ASSERT_OK(sk_agent_watch_remove(f.a, id, &err));
+    wlog_reset(l);
+    ASSERT_OK(sk_agent_mkdir(f.a, "r/after", 0755, false, &err));
+    watch_until(&f, l, top, SK_AGENT_WATCH_CREATE, "after");
+    ASSERT_EQ_STR(wlog_text(l, 0, WLOG_IDS), l->n == 1 ? l->text : "one event");
+    ASSERT_EQ_INT(l->n, 1);
+    wlog_free(l);
+    fx_stop(&f);
+}
+
+/* A symlink inside the root that points at a host directory resolves inside
+ * the root (so it is refused here), and a recursive watch never follows
+ * one: nothing that happens in the host directory is ever reported. */
+TEST_TIMEOUT(watches_cannot_leave_the_root, 20)
+{
+    struct fx f;
+    fx_start(&f);
+    struct sk_error err = {0};
+    struct wlog *l = wlog_new();
+    char host[] = "/tmp/skiff-watch-host-XXXXXX";
+    ASSERT_TRUE(mkdtemp(host) != NULL);
+    char hp[PATH_MAX], target[PATH_MAX];
+    host_path(&f, "esc", hp, sizeof(hp));
+    ASSERT_EQ_INT(symlink(host, hp), 0);
+    host_path(&f, "rel", hp, sizeof(hp));
+    snprintf(target, sizeof(target), "../../../../../../../..%s", host);
+    ASSERT_EQ_INT(symlink(target, hp), 0);
+    uint32_t id = 0;
+    ASSERT_EQ_INT(sk_agent_watch_add(f.a, "esc", false, &id, &err), -ENOENT);
+    ASSERT_EQ_INT(sk_agent_watch_add(f.a, "esc/", true, &id, &err), -ENOENT);
+    ASSERT_EQ_INT(sk_agent_watch_add(f.a, "rel", true, &id, &err), -ENOENT);
+    ASSERT_EQ_INT(sk_agent_watch_add(f.a, host, true, &id, &err), -ENOENT);
+    ASSERT_EQ_INT(id, 0);
+    /* The same link resolves to the root's own directory when there is one. */
+    ASSERT_OK(sk_agent_mkdir(f.a, host, 0755, true, &err));
+    ASSERT_OK(sk_agent_watch_add(f.a, "esc", false, &id, &err));
+    char rel[PATH_MAX];
+    snprintf(rel, sizeof(rel), "%s/mine", host);
+    ASSERT_OK(sk_agent_mkdir(f.a, rel, 0755, false, &err));
+    watch_until(&f, l, id, SK_AGENT_WATCH_CREATE, "mine");
+    ASSERT_OK(sk_agent_watch_remove(f.a, id, &err));
+
+    /* The whole root, recursively, with the links in it. */
+    wlog_reset(l);
+    ASSERT_OK(sk_agent_watch_add(f.a, "/", true, &id, &err));
+    char hf[PATH_MAX];
+    snprintf(hf, sizeof(hf), "%s/x", host);
+    int fd = open(hf, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    ASSERT_GE_INT(fd, 0);
+    ASSERT_EQ_INT(write(fd, "x", 1), 1);
+    close(fd);
+    ASSERT_OK(sk_agent_mkdir(f.a, "sentinel", 0755, false, &err));
+    watch_until(&f, l, id, SK_AGENT_WATCH_CREATE, "sentinel");
+    ASSERT_EQ_STR(wlog_text(l, 0, WLOG_TYPES), "create sentinel d");
+    /* A link planted later is reported as a link and not followed. */
+    wlog_reset(l);
+    host_path(&f, "sentinel/later", hp, sizeof(hp));
+    ASSERT_EQ_INT(symlink(host, hp), 0);
+    snprintf(hf, sizeof(hf), "%s/y", host);
+    fd = open(hf, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    ASSERT_GE_INT(fd, 0);
+    close(fd);
+    ASSERT_OK(sk_agent_mkdir(f.a, "sentinel2", 0755, false, &err));
+    watch_until(&f, l, id, SK_AGENT_WATCH_CREATE, "sentinel2");
+    ASSERT_EQ_STR(wlog_text(l, 0, WLOG_TYPES), "create sentinel/later l; create sentinel2 d");
+    watch_quiet(&f, 200);
+    ASSERT_OK(sk_remove_tree(host, &err));
+    wlog_free(l);
+    fx_stop(&f);
+}
+
+TEST_TIMEOUT(watch_remove_stops_events, 20)
+{
+    struct fx f;
+    fx_start(&f);
+    struct sk_error err = {0};
+    struct wlog *l = wlog_new();
+    mkdir_host(&f, "w");
+    uint32_t id1 = 0, id2 = 0;
+    ASSERT_OK(sk_agent_watch_add(f.a, "w", false, &id1, &err));
+    ASSERT_OK(sk_agent_watch_add(f.a, "w", false, &id2, &err));
+    ASSERT_NE_INT(id1, id2);
+    ASSERT_OK(sk_agent_mkdir(f.a, "w/one", 0755, false, &err));
+    watch_until(&f, l, id1, SK_AGENT_WATCH_CREATE, "one");
+    watch_until(&f, l, id2, SK_AGENT_WATCH_CREATE, "one");
+    /* Events still queued here go with the watch. */
+    ASSERT_OK(sk_agent_mkdir(f.a, "w/queued", 0755, false, &err));
+    ASSERT_OK(sk_agent_remove(f.a, "w/queued", false, &err));
+    struct sk_file_stat st;
+    ASSERT_OK(sk_agent_stat(f.a, "w", false, &st, &err));
+    ASSERT_OK(sk_agent_watch_remove(f.a, id1, &err));
+    ASSERT_EQ_INT(sk_agent_watch_remove(f.a, id1, &err), -ENOENT);
+    ASSERT_EQ_INT(sk_agent_watch_remove(f.a, 999999, &err), -ENOENT);
+    ASSERT_EQ_INT(sk_agent_watch_remove(f.a, 0, &err), -ENOENT);
+    wlog_reset(l);
+    ASSERT_OK(sk_agent_mkdir(f.a, "w/two", 0755, false, &err));
+    watch_until(&f, l, id2, SK_AGENT_WATCH_CREATE, "two");
+    char want[256];
+    snprintf(want, sizeof(want), "w%u create queued; w%u delete queued; w%u create two", id2, id2, id2);
+    ASSERT_EQ_STR(wlog_text(l, 0, WLOG_IDS), want);
+    ASSERT_OK(sk_agent_watch_remove(f.a, id2, &err));
+    ASSERT_OK(sk_agent_mkdir(f.a, "w/three", 0755, false, &err));
+    ASSERT_OK(sk_agent_stat(f.a, "w", false, &st, &err));
+    watch_quiet(&f, 300);
+    ASSERT_FALSE(sk_agent_has_pending_watch_events(f.a));
+    wlog_free(l);
+    fx_stop(&f);
+}
+
+TEST_TIMEOUT(watch_limits_and_errors, 30)
+{
+    struct fx f;
+    fx_start(&f);
+    struct sk_error err = {0};
+    mkdir_host(&f, "w");
+    ASSERT_OK(sk_agent_write_file(f.a, "w/file", "x", 1, 0644, &err));
+    uint32_t id = 0, ids[64];
+    ASSERT_EQ_INT(sk_agent_watch_add(f.a, "missing", false, &id, &err), -ENOENT);
+    ASSERT_EQ_INT(sk_agent_watch_add(f.a, "w/file", false, &id, &err), -ENOTDIR);
+    ASSERT_EQ_INT(sk_agent_watch_add(f.a, "", false, &id, &err), -EINVAL);
+    for (int i = 0; i < 64; i++)
+        ASSERT_OK(sk_agent_watch_add(f.a, "w", i % 2 == 0, &ids[i], &err));
+    ASSERT_EQ_INT(sk_agent_watch_add(f.a, "w", false, &id, &err), -ENOSPC);
+    ASSERT_CONTAINS(err.msg, "64");
+    ASSERT_OK(sk_agent_watch_remove(f.a, ids[10], &err));
+    ASSERT_OK(sk_agent_watch_add(f.a, "w", false, &ids[10], &err));
+    for (int i = 0; i < 64; i++)
+        ASSERT_OK(sk_agent_watch_remove(f.a, ids[i], &err));
+
+    /* 8193 directories (big and 8192 below it) are one too many; the
+     * failed watch leaves nothing behind. */
+    mkdir_host(&f, "big");
+    char hp[PATH_MAX];
+    for (int i = 0; i < 8192; i++) {
+        snprintf(hp, sizeof(hp), "%s/big/%c%04d", f.root, 'a' + i % 8, i);
+        ASSERT_EQ_INT(mkdir(hp, 0755), 0);
+    }
+    ASSERT_EQ_INT(sk_agent_watch_add(f.a, "big", true, &id, &err), -ENOSPC);
+    ASSERT_CONTAINS(err.msg, "8192");
+    ASSERT_CONTAINS(err.msg, "big");
+    uint32_t more;
+    ASSERT_OK(sk_agent_watch_add(f.a, "w", false, &more, &err));
+    ASSERT_OK(sk_agent_watch_remove(f.a, more, &err));
+    snprintf(hp, sizeof(hp), "%s/big/a0000", f.root);
+    ASSERT_EQ_INT(rmdir(hp), 0);
+    ASSERT_OK(sk_agent_watch_add(f.a, "big", true, &id, &err)); /* now exactly 8192 */
+    ASSERT_EQ_INT(sk_agent_watch_add(f.a, "w", false, &more, &err), -ENOSPC);
+    ASSERT_OK(sk_agent_watch_remove(f.a, id, &err));
+    ASSERT_OK(sk_agent_watch_add(f.a, "w", false, &more, &err));
+    fx_stop(&f);
+}
+
+/* Watches belong to the connection: a new owner of a persistent sandbox
+ * starts with none (all 64 are free again) and gets no events of the old
+ * ones. */
+TEST_TIMEOUT(watches_end_with_their_connection, 20)
+{
+    struct fx f;
+    fx_start_mode(&f, true);
+    struct sk_error err = {0};
+    struct wlog *l = wlog_new();
+    mkdir_host(&f, "w");
+    uint32_t ids[64], id;
+    for (int i = 0; i < 64; i++)
+        ASSERT_OK(sk_agent_watch_add(f.a, "w", true, &ids[i], &err));
+    ASSERT_EQ_INT(sk_agent_watch_add(f.a, "w", false, &id, &err), -ENOSPC);
+    ASSERT_OK(fx_reconnect(&f, &err));
+    for (int i = 0; i < 64; i++)
+        ASSERT_OK(sk_agent_watch_add(f.a, "w", false, &ids[i], &err));
+    for (int i = 1; i < 64; i++)
+        ASSERT_OK(sk_agent_watch_remove(f.a, ids[i], &err));
+    ASSERT_OK(sk_agent_mkdir(f.a, "w/x", 0755, false, &err));
+    watch_until(&f, l, ids[0], SK_AGENT_WATCH_CREATE, "x");
+    ASSERT_EQ_INT(l->n, 1);
+    wlog_free(l);
+    fx_stop(&f);
+}
+
+/* The host side against a hostile skiff-init: events of watches it did not
+ * add are dropped, the queue is bounded (then one overflow), and a
+ * malformed event fails one call and no more. */
+TEST_TIMEOUT(host_side_bounds_watch_events, 30)
+{
+    struct sk_error err = {0};
+    int peer;
+    struct sk_agent *a = fake_pair(&peer);
+    pid_t child = fork();
+    ASSERT_GE_INT(child, 0);
+    if (child == 0) {
+        close(sk_agent_fd(a));
+        static uint8_t rx[SK_PROTO_MSG_MAX], tx[SK_PROTO_MSG_MAX];
+        int rfds[SK_PROTO_MAX_FDS];
+        size_t len, rn;
+        struct sk_proto_msg req, m;
+        if (sk_channel_recv(peer, rx, sizeof(rx), &len, rfds, SK_PROTO_MAX_FDS, &rn, false, &err) != 1 ||
+            sk_proto_decode(rx, len, &req, &err) < 0 || req.type != SK_PROTO_WATCH_ADD)
+            _exit(1);
+        m = (struct sk_proto_msg){.type = SK_PROTO_OK, .id = req.id};
+        m.u.ok.handle = 5;
+        if (sk_proto_encode(&m, tx, sizeof(tx), &len, &err) < 0 || sk_channel_send(peer, tx, len, NULL, 0, false, &err))
+            _exit(1);
+        for (int i = 0; i < 5000 + 3; i++) {
+            char path[32];
+            snprintf(path, sizeof(path), "f%d", i);
+            m = (struct sk_proto_msg){.type = SK_PROTO_WATCH_EVENT};
+            m.u.watch_event.watch_id = i < 5000 ? 5 : 9; /* 9: never added */
+            m.u.watch_event.kind = SK_PROTO_WATCH_CREATE;
+            m.u.watch_event.type = 'f';
+            m.u.watch_event.path = sk_proto_str_c(path);
+            if (sk_proto_encode(&m, tx, sizeof(tx), &len, &err) < 0 ||
+                sk_channel_send(peer, tx, len, NULL, 0, false, &err) < 0)
+                _exit(1);
+        }
+        m = (struct sk_proto_msg){.type = SK_PROTO_EXIT};
+        m.u.exit.proc_id = 1;
+        m.u.exit.exit_code = 4;
+        if (sk_proto_encode(&m, tx, sizeof(tx), &len, &err) < 0 || sk_channel_send(peer, tx, len, NULL, 0, false, &err))
+            _exit(1);
+        /* An event whose path climbs out ("ab" patched to ".."), then a
+         * good one. */
+        m = (struct sk_proto_msg){.type = SK_PROTO_WATCH_EVENT};
+        m.u.watch_event.watch_id = 5;
+        m.u.watch_event.kind = SK_PROTO_WATCH_DELETE;
+        m.u.watch_event.type = '?';
+        m.u.watch_event.path = sk_proto_str_c("ab");
+        if (sk_proto_encode(&m, tx, sizeof(tx), &len, &err) < 0)
+            _exit(1);
+        tx[len - 2] = tx[len - 1] = '.';
+        if (sk_channel_send(peer, tx, len, NULL, 0, false, &err) < 0)
+            _exit(1);
+        m.u.watch_event.path = sk_proto_str_c("last");
+        if (sk_proto_encode(&m, tx, sizeof(tx), &len, &err) < 0 || sk_channel_send(peer, tx, len, NULL, 0, false, &err))
+            _exit(1);
+        char c;
+        while (read(peer, &c, 1) > 0)
+            ;
+        _exit(0);
+    }
+    uint32_t id = 0;
+    ASSERT_OK(sk_agent_watch_add(a, "w", false, &id, &err));
+    ASSERT_EQ_INT(id, 5);
+    /* Reading for the EXIT fills the watch queue to its bound. */
+    struct sk_agent_event ev;
+    ASSERT_EQ_INT(sk_agent_next_event(a, &ev, 10000, &err), 1);
+    ASSERT_EQ_INT(ev.exit_code, 4);
+    ASSERT_TRUE(sk_agent_has_pending_watch_events(a));
+    static struct sk_agent_watch_event wev;
+    for (int i = 0; i < SK_AGENT_WATCH_EVENTS_MAX; i++) {
+        ASSERT_EQ_INT(sk_agent_next_watch_event(a, &wev, 0, &err), 1);
+        char path[32];
+        snprintf(path, sizeof(path), "f%d", i);
+        ASSERT_EQ_STR(wev.path, path);
+        ASSERT_EQ_INT(wev.watch_id, 5);
+        ASSERT_EQ_INT(wev.kind, SK_AGENT_WATCH_CREATE);
+    }
+    ASSERT_EQ_INT(sk_agent_next_watch_event(a, &wev, 0, &err), 1);
+    ASSERT_EQ_INT(wev.kind, SK_AGENT_WATCH_OVERFLOW);
+    ASSERT_EQ_INT(wev.watch_id, 5);
+    ASSERT_EQ_STR(wev.path, "");
+    ASSERT_FALSE(sk_agent_has_pending_watch_events(a));
+    ASSERT_EQ_INT(sk_agent_next_watch_event(a, &wev, 2000, &err), -EPROTO);
+    ASSERT_CONTAINS(err.msg, "relative");
+    ASSERT_EQ_INT(sk_agent_next_watch_event(a, &wev, 2000, &err), 1);
+    ASSERT_EQ_STR(wev.path, "last");
+    ASSERT_EQ_INT(wev.kind, SK_AGENT_WATCH_DELETE);
+    ASSERT_EQ_INT(wev.type, '?');
+    ASSERT_EQ_INT(sk_agent_next_watch_event(a, &wev, 100, &err), 0);
+    ASSERT_EQ_STR(sk_agent_watch_kind_name(SK_AGENT_WATCH_MOVE_TO), "move_to");
+    sk_agent_free(a);
+    close(peer);
+    int status;
+    ASSERT_EQ_INT(waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* read_overflow - read watch events until an overflow of watch id; how many
+ * came before it. */
+static size_t read_until_overflow(struct fx *f, uint32_t id)
+{
+    struct sk_error err = {0};
+    static struct sk_agent_watch_event ev;
+    int64_t deadline = sk_now_ns() + 10000000000LL;
+    for (size_t n = 0;; n++) {
+        int ms = (int)((deadline - sk_now_ns()) / 1000000);
+        if (ms <= 0)
+            FAIL("no overflow within 10 s (%zu events)", n);
+        int r = sk_agent_next_watch_event(f->a, &ev, ms, &err);
+        if (r < 0)
+            FAIL("next watch event: %s", err.msg);
+        if (r == 1 && ev.watch_id == id && ev.kind == SK_AGENT_WATCH_OVERFLOW) {
+            ASSERT_EQ_STR(ev.path, "");
+            ASSERT_EQ_INT(ev.type, '?');
+            return n;
+        }
+    }
+}
+
+/* The kernel's event queue overflows while skiff-init cannot read: the host
+ * gets an overflow, and a recursive watch finds the directory whose
+ * creation was lost and watches it. */
+TEST_TIMEOUT(kernel_overflow_is_reported_and_resynced, 30)
+{
+    long max_queued = 0;
+    FILE *mq = fopen("/proc/sys/fs/inotify/max_queued_events", "r");
+    if (mq == NULL || fscanf(mq, "%ld", &max_queued) != 1 || max_queued <= 0)
+        SKIP("no /proc/sys/fs/inotify/max_queued_events");
+    fclose(mq);
+    if (max_queued > 2000000)
+        SKIP("fs.inotify.max_queued_events is %ld: too many events to overflow quickly", max_queued);
+    struct fx f;
+    fx_start(&f);
+    struct sk_error err = {0};
+    struct wlog *l = wlog_new();
+    mkdir_host(&f, "w");
+    uint32_t id = 0;
+    ASSERT_OK(sk_agent_watch_add(f.a, "w", true, &id, &err));
+    char pa[PATH_MAX], pb[PATH_MAX];
+    host_path(&f, "w/a", pa, sizeof(pa));
+    host_path(&f, "w/b", pb, sizeof(pb));
+    int a = open(pa, O_WRONLY | O_CREAT | O_CLOEXEC, 0644), b = open(pb, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    ASSERT_TRUE(a >= 0 && b >= 0);
+    ASSERT_EQ_INT(kill(f.init_pid, SIGSTOP), 0);
+    /* Alternating writes: the kernel merges identical neighbours only. */
+    for (long i = 0; i < max_queued / 2 + 16; i++) {
+        ASSERT_EQ_INT(pwrite(a, "a", 1, 0), 1);
+        ASSERT_EQ_INT(pwrite(b, "b", 1, 0), 1);
+    }
+    close(a);
+    close(b);
+    mkdir_host(&f, "w/lost"); /* its IN_CREATE does not fit any more */
+    ASSERT_EQ_INT(kill(f.init_pid, SIGCONT), 0);
+    read_until_overflow(&f, id);
+    ASSERT_OK(sk_agent_write_file(f.a, "w/lost/x", "x", 1, 0644, &err));
+    watch_until(&f, l, id, SK_AGENT_WATCH_MOVE_TO, "lost/x");
+    wlog_free(l);
+    fx_stop(&f);
+}
+
+/* A host that does not read: skiff-init neither blocks nor grows without
+ * bound; it drops events, and the overflow it owes arrives once the host
+ * reads again, followed by what happens next. */
+TEST_TIMEOUT(unread_events_are_dropped_with_an_overflow, 30)
+{
+    struct fx f;
+    fx_start(&f);
+    struct sk_error err = {0};
+    struct wlog *l = wlog_new();
+    mkdir_host(&f, "w");
+    uint32_t id = 0;
+    ASSERT_OK(sk_agent_watch_add(f.a, "w", false, &id, &err));
+    /* A process whose timeout must be enforced while nobody reads. */
+    struct sk_agent_proc sleeper;
+    struct sk_agent_spawn ss = {
+        .argv = (const char *const[]){"sleep", "60", NULL}, .envp = test_env, .timeout_ms = 2500};
+    ASSERT_OK(sk_agent_spawn(f.a, &ss, &sleeper, &err));
+    close_proc(&sleeper);
+    int64_t started = sk_now_ns();
+    char cmd[PATH_MAX + 128];
+    snprintf(cmd, sizeof(cmd), "cd '%s/w' && i=1; while [ $i -le 6000 ]; do : > f$i; i=$((i+1)); done; : > ../done",
+             f.root);
+    struct sk_agent_proc p;
+    spawn_argv(&f, (const char *const[]){"sh", "-c", cmd, NULL}, &p);
+    close_proc(&p);
+    char done[PATH_MAX];
+    host_path(&f, "done", done, sizeof(done));
+    for (int i = 0; i < 2000 && access(done, F_OK) != 0; i++)
+        usleep(10000);
+    ASSERT_EQ_INT(access(done, F_OK), 0);
+    /* skiff-init never blocked on the full socket: it killed and reaped the
+     * sleeper on time, and sent both EXITs, without anybody reading. */
+    while (sk_now_ns() - started < 3500000000LL)
+        usleep(20000);
+    pid_t ppid;
+    char st = proc_state(sleeper.pid, &ppid);
+    if (st != 0)
+        FAIL("the sleeper (pid %d) is still there (state %c): skiff-init is stuck", (int)sleeper.pid, st);
+    size_t before = read_until_overflow(&f, id);
+    ASSERT_GE_INT(before, 4096);  /* its queue held that much */
+    ASSERT_LT_INT(before, 12000); /* not everything */
+    ASSERT_OK(sk_agent_mkdir(f.a, "w/after", 0755, false, &err));
+    watch_until(&f, l, id, SK_AGENT_WATCH_CREATE, "after");
+    struct sk_agent_event ev[2];
+    wait_event(&f, &ev[0], 5000);
+    wait_event(&f, &ev[1], 5000);
+    int k = ev[0].proc_id == sleeper.id ? 0 : 1;
+    ASSERT_EQ_INT(ev[k].proc_id, sleeper.id);
+    ASSERT_TRUE(ev[k].timed_out);
+    ASSERT_EQ_INT(ev[1 - k].proc_id, p.id);
+    ASSERT_EQ_INT(ev[1 - k].exit_code, 0);
+    wlog_free(l);
+    fx_stop(&f);
+}

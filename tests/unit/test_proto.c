@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/util.h"
 #include "harness.h"
 #include "proto/channel.h"
 #include "proto/proto.h"
@@ -640,6 +641,142 @@ TEST(values_outside_their_domain_are_rejected)
     ASSERT_OK(sk_proto_encode(&m, buf, sizeof(buf), &len, &err));
     buf[len - 1] = 2;
     ASSERT_EQ_INT(sk_proto_decode(buf, len, &d, &err), -EPROTO);
+}
+
+/* ---- watches ---- */
+
+static struct sk_proto_msg watch_event(uint8_t kind, uint8_t type, uint32_t cookie, const char *path)
+{
+    struct sk_proto_msg m = {.type = SK_PROTO_WATCH_EVENT, .id = 0};
+    m.u.watch_event.watch_id = 3;
+    m.u.watch_event.kind = kind;
+    m.u.watch_event.type = type;
+    m.u.watch_event.cookie = cookie;
+    m.u.watch_event.path = sk_proto_str_c(path);
+    return m;
+}
+
+TEST(round_trip_watch_messages)
+{
+    struct sk_proto_msg m = {.type = SK_PROTO_WATCH_ADD, .id = 20}, d;
+    m.u.watch_add.path = sk_proto_str_c("/work/src");
+    m.u.watch_add.recursive = true;
+    assert_truncations_rejected(roundtrip(&m, &d));
+    ASSERT_TRUE(str_is(d.u.watch_add.path, "/work/src"));
+    ASSERT_TRUE(d.u.watch_add.recursive);
+
+    m = (struct sk_proto_msg){.type = SK_PROTO_WATCH_REMOVE, .id = 21};
+    m.u.watch_remove.watch_id = 0xfffffff0u;
+    assert_truncations_rejected(roundtrip(&m, &d));
+    ASSERT_EQ_INT(d.u.watch_remove.watch_id, 0xfffffff0u);
+
+    /* Every kind, with the paths and types each allows. */
+    const struct {
+        uint8_t kind, type;
+        uint32_t cookie;
+        const char *path;
+    } ok[] = {
+        {SK_PROTO_WATCH_CREATE, 'f', 0, "a.txt"},   {SK_PROTO_WATCH_CREATE, 'l', 0, "sub/dir/link"},
+        {SK_PROTO_WATCH_MODIFY, 'o', 0, "fifo"},    {SK_PROTO_WATCH_DELETE, '?', 0, "gone"},
+        {SK_PROTO_WATCH_DELETE, 'd', 0, ""}, /* the watched directory itself */
+        {SK_PROTO_WATCH_MOVE_FROM, 'd', 77, "a/b"}, {SK_PROTO_WATCH_MOVE_TO, 'f', 0xffffffffu, "c/..x/.d/e f"},
+        {SK_PROTO_WATCH_OVERFLOW, '?', 0, ""},
+    };
+    for (size_t i = 0; i < SK_ARRAY_SIZE(ok); i++) {
+        m = watch_event(ok[i].kind, ok[i].type, ok[i].cookie, ok[i].path);
+        size_t len = roundtrip(&m, &d);
+        assert_truncations_rejected(len);
+        ASSERT_EQ_INT(len, SK_PROTO_HEADER_SIZE + 4 + 1 + 1 + 4 + 4 + strlen(ok[i].path));
+        ASSERT_EQ_INT(d.u.watch_event.watch_id, 3);
+        ASSERT_EQ_INT(d.u.watch_event.kind, ok[i].kind);
+        ASSERT_EQ_INT(d.u.watch_event.type, ok[i].type);
+        ASSERT_EQ_INT(d.u.watch_event.cookie, ok[i].cookie);
+        ASSERT_TRUE(str_is(d.u.watch_event.path, ok[i].path));
+    }
+    /* The longest path fits. */
+    static char longest[SK_PROTO_PATH_MAX + 2];
+    memset(longest, 'p', SK_PROTO_PATH_MAX);
+    longest[SK_PROTO_PATH_MAX] = '\0';
+    m = watch_event(SK_PROTO_WATCH_CREATE, 'f', 0, longest);
+    roundtrip(&m, &d);
+    ASSERT_EQ_INT(d.u.watch_event.path.len, SK_PROTO_PATH_MAX);
+
+    ASSERT_EQ_STR(sk_proto_type_name(SK_PROTO_WATCH_ADD), "WATCH_ADD");
+    ASSERT_EQ_STR(sk_proto_type_name(SK_PROTO_WATCH_REMOVE), "WATCH_REMOVE");
+    ASSERT_EQ_STR(sk_proto_type_name(SK_PROTO_WATCH_EVENT), "WATCH_EVENT");
+    ASSERT_EQ_STR(sk_proto_watch_kind_name(SK_PROTO_WATCH_MOVE_FROM), "move_from");
+    ASSERT_EQ_STR(sk_proto_watch_kind_name(SK_PROTO_WATCH_OVERFLOW), "overflow");
+    ASSERT_EQ_STR(sk_proto_watch_kind_name(0), "unknown");
+    ASSERT_EQ_STR(sk_proto_watch_kind_name(7), "unknown");
+}
+
+/* A WATCH_EVENT from a compromised skiff-init must not steer the host: its
+ * path is relative and stays below the watched directory, and every value
+ * is in its domain, so the encoding stays canonical. */
+TEST(malformed_watch_messages_are_rejected)
+{
+    struct sk_proto_msg m = watch_event(SK_PROTO_WATCH_CREATE, 'f', 0, "x");
+    m.u.watch_event.watch_id = 0;
+    encode_fails(&m, EINVAL, "watch id 0");
+    m = watch_event(0, 'f', 0, "x");
+    encode_fails(&m, EINVAL, "kind 0");
+    m = watch_event(7, 'f', 0, "x");
+    encode_fails(&m, EINVAL, "kind 7");
+    m = watch_event(SK_PROTO_WATCH_CREATE, 'x', 0, "x");
+    encode_fails(&m, EINVAL, "type 'x'");
+    m = watch_event(SK_PROTO_WATCH_CREATE, 0, 0, "x");
+    encode_fails(&m, EINVAL, "type 0");
+    m = watch_event(SK_PROTO_WATCH_MODIFY, 'f', 5, "x");
+    encode_fails(&m, EINVAL, "cookie on a modify");
+    m = watch_event(SK_PROTO_WATCH_OVERFLOW, '?', 0, "x");
+    encode_fails(&m, EINVAL, "overflow with a path");
+    m = watch_event(SK_PROTO_WATCH_OVERFLOW, 'd', 0, "");
+    encode_fails(&m, EINVAL, "overflow with a type");
+    m = watch_event(SK_PROTO_WATCH_CREATE, 'f', 0, "");
+    encode_fails(&m, EINVAL, "create without a path");
+    m = watch_event(SK_PROTO_WATCH_DELETE, 'f', 0, "");
+    encode_fails(&m, EINVAL, "the watched directory deleted as a file");
+    const char *unsafe[] = {"/etc/passwd", "..", "../x", "a/../../x", "a/..", ".", "./a", "a/.", "a//b", "a/", "/"};
+    for (size_t i = 0; i < SK_ARRAY_SIZE(unsafe); i++) {
+        m = watch_event(SK_PROTO_WATCH_MOVE_TO, 'f', 1, unsafe[i]);
+        encode_fails(&m, EINVAL, unsafe[i]);
+    }
+    ASSERT_TRUE(sk_proto_rel_path_ok(sk_proto_str_c("a/b..c/.d")));
+    ASSERT_FALSE(sk_proto_rel_path_ok(sk_proto_str_c("")));
+
+    m = (struct sk_proto_msg){.type = SK_PROTO_WATCH_REMOVE, .id = 1};
+    encode_fails(&m, EINVAL, "remove watch 0");
+    m = (struct sk_proto_msg){.type = SK_PROTO_WATCH_ADD, .id = 1};
+    encode_fails(&m, EPROTO, "watch an empty path");
+
+    /* Raw bytes: an over-long path, a NUL in a path, a boolean of 2. */
+    struct sk_error err = {0};
+    struct sk_proto_msg d;
+    size_t len;
+    static char longer[SK_PROTO_PATH_MAX + 2];
+    memset(longer, 'p', SK_PROTO_PATH_MAX + 1);
+    m = watch_event(SK_PROTO_WATCH_CREATE, 'f', 0, "x");
+    ASSERT_OK(sk_proto_encode(&m, buf, sizeof(buf), &len, &err));
+    m.u.watch_event.path = sk_proto_str_c(longer);
+    encode_fails(&m, EPROTO, "path over 4096 bytes");
+    m = watch_event(SK_PROTO_WATCH_CREATE, 'f', 0, "ab");
+    ASSERT_OK(sk_proto_encode(&m, buf, sizeof(buf), &len, &err));
+    buf[len - 1] = '\0';
+    ASSERT_EQ_INT(sk_proto_decode(buf, len, &d, &err), -EPROTO);
+    ASSERT_CONTAINS(err.msg, "NUL");
+    m = (struct sk_proto_msg){.type = SK_PROTO_WATCH_ADD, .id = 1};
+    m.u.watch_add.path = sk_proto_str_c("d");
+    ASSERT_OK(sk_proto_encode(&m, buf, sizeof(buf), &len, &err));
+    buf[len - 1] = 2;
+    ASSERT_EQ_INT(sk_proto_decode(buf, len, &d, &err), -EPROTO);
+    ASSERT_CONTAINS(err.msg, "boolean");
+    /* A decoded error still names the message. */
+    m = watch_event(SK_PROTO_WATCH_CREATE, 'f', 0, "x");
+    ASSERT_OK(sk_proto_encode(&m, buf, sizeof(buf), &len, &err));
+    buf[SK_PROTO_HEADER_SIZE + 4] = 9; /* kind */
+    ASSERT_EQ_INT(sk_proto_decode(buf, len, &d, &err), -EINVAL);
+    ASSERT_CONTAINS(err.msg, "WATCH_EVENT");
+    ASSERT_EQ_INT(d.type, SK_PROTO_WATCH_EVENT);
 }
 
 TEST(type_names)
