@@ -37,6 +37,7 @@ const struct sk_route sk_api_routes[] = {
     {"DELETE", "/v1/sandboxes/{id}/files", sk_route_files_remove, 0, 0},
     {"GET", "/v1/sandboxes/{id}/files/stat", sk_route_files_stat, 0, 0},
     {"GET", "/v1/sandboxes/{id}/files/list", sk_route_files_list, 0, 0},
+    {"GET", "/v1/sandboxes/{id}/files/watch", sk_route_files_watch, 0, 0},
     {"POST", "/v1/sandboxes/{id}/files/mkdir", sk_route_files_mkdir, 0, 0},
     {"POST", "/v1/sandboxes/{id}/files/move", sk_route_files_move, 0, 0},
     {"GET", "/v1/sandboxes/{id}/files/tar", sk_route_files_tar_get, 0, 0},

@@ -46,6 +46,7 @@ void sk_route_files_stat(struct sk_daemon *d, struct sk_http_req *req);
 void sk_route_files_list(struct sk_daemon *d, struct sk_http_req *req);
 void sk_route_files_mkdir(struct sk_daemon *d, struct sk_http_req *req);
 void sk_route_files_move(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_files_watch(struct sk_daemon *d, struct sk_http_req *req);
 /* routes_tar.c */
 void sk_route_files_tar_get(struct sk_daemon *d, struct sk_http_req *req);
 void sk_route_files_tar_put(struct sk_daemon *d, struct sk_http_req *req);

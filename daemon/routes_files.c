@@ -349,3 +349,117 @@ void sk_route_files_write(struct sk_daemon *d, struct sk_http_req *req)
     sk_http_on_close(req, file_write_closed, w);
     sk_http_body_sink(req, file_write_sink, w);
 }
+
+/* ---- watch: a stream of change events, one JSON object per line ------------- */
+
+#define WATCH_BUF_MAX (1 << 20) /* queued, unsent event lines; beyond: overflow */
+
+struct file_watch {
+    struct sk_daemon *d;
+    struct sk_http_req *req;
+    uint64_t id; /* 0 once the manager is done with it */
+    char *buf;
+    size_t len, off, cap;
+    bool overflowed; /* an overflow line is owed */
+    bool ended;
+};
+
+static void file_watch_append(struct file_watch *w, const char *line, size_t n)
+{
+    if (w->len - w->off + n > WATCH_BUF_MAX) {
+        w->overflowed = true;
+        return;
+    }
+    if (w->off > 0 && w->off == w->len)
+        w->off = w->len = 0;
+    if (w->len + n > w->cap) {
+        w->cap = (w->len + n) * 2;
+        w->buf = xrealloc(w->buf, w->cap);
+    }
+    memcpy(w->buf + w->len, line, n);
+    w->len += n;
+}
+
+static void file_watch_event(void *arg, const struct sk_agent_watch_event *ev, bool ended)
+{
+    struct file_watch *w = arg;
+    if (ended) {
+        w->id = 0;
+        w->ended = true;
+        sk_http_resume(w->req);
+        return;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "kind", json_string(sk_agent_watch_kind_name(ev->kind)));
+    json_object_set_new(o, "type", json_string(ev->type == '?' ? "unknown" : type_name(ev->type)));
+    json_object_set_new(o, "path", sk_json_string_lossy(ev->path, strlen(ev->path)));
+    if (ev->cookie != 0)
+        json_object_set_new(o, "cookie", json_integer(ev->cookie));
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (text != NULL) {
+        size_t n = strlen(text);
+        text[n] = '\n';
+        file_watch_append(w, text, n + 1);
+        free(text);
+    }
+    sk_http_resume(w->req);
+}
+
+static ssize_t file_watch_produce(struct sk_http_req *req, uint64_t pos, char *buf, size_t max, void *ctx)
+{
+    (void)req;
+    (void)pos;
+    struct file_watch *w = ctx;
+    if (w->overflowed && w->len == w->off) {
+        static const char line[] = "{\"kind\":\"overflow\",\"type\":\"unknown\",\"path\":\"\"}\n";
+        w->overflowed = false;
+        file_watch_append(w, line, sizeof(line) - 1);
+    }
+    if (w->len > w->off) {
+        size_t n = w->len - w->off < max ? w->len - w->off : max;
+        memcpy(buf, w->buf + w->off, n);
+        w->off += n;
+        return (ssize_t)n;
+    }
+    return w->ended ? SK_HTTP_STREAM_END : SK_HTTP_STREAM_WAIT;
+}
+
+static void file_watch_closed(struct sk_http_req *req, void *ctx)
+{
+    (void)req;
+    struct file_watch *w = ctx;
+    if (w->id != 0)
+        sk_sched_watch_files_cancel(w->d->sched, w->id);
+    free(w->buf);
+    free(w);
+}
+
+void sk_route_files_watch(struct sk_daemon *d, struct sk_http_req *req)
+{
+    const char *path = NULL;
+    int64_t recursive = 0;
+    if (sk_http_query_int(req, "recursive", 0, 1, 0, &recursive) < 0)
+        return;
+    if (agent_for(d, req, true, &path) == NULL)
+        return;
+    struct sk_error err = {0};
+    struct sk_sandbox_rec rec;
+    memset(&rec, 0, sizeof(rec));
+    if (sk_sched_get(d->sched, sk_http_param(req, "id"), &rec, &err) < 0) {
+        sk_http_reply_error(req, &err);
+        return;
+    }
+    struct file_watch *w = xcalloc(1, sizeof(*w));
+    w->d = d;
+    w->req = req;
+    int r = sk_sched_watch_files(d->sched, rec.id, path, recursive != 0, file_watch_event, w, &w->id, &err);
+    sk_sandbox_rec_release(&rec);
+    if (r < 0) {
+        free(w);
+        sk_http_reply_error(req, &err);
+        return;
+    }
+    sk_http_on_close(req, file_watch_closed, w);
+    sk_http_reply_stream(req, 200, "application/x-ndjson", file_watch_produce, w);
+}

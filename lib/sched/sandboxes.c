@@ -102,8 +102,17 @@ struct sched_exec {
     uint64_t grace_timer, stdin_timer;
 };
 
+struct fwatch {
+    struct fwatch *next;
+    uint64_t id;       /* the manager's */
+    uint32_t agent_id; /* skiff-init's */
+    sk_sched_fwatch_cb cb;
+    void *arg;
+};
+
 struct sched_sandbox {
     struct sk_sched *s;
+    struct fwatch *fwatches;
     struct sched_sandbox *next;
     char id[SK_SANDBOX_ID_LEN + 1];
     struct sk_sandbox *sb;
@@ -1264,6 +1273,12 @@ static void end_sandbox(struct sched_sandbox *e, const char *reason, const char 
         return;
     e->ending = true;
     struct sk_sched *s = e->s;
+    while (e->fwatches != NULL) {
+        struct fwatch *w = e->fwatches;
+        e->fwatches = w->next;
+        w->cb(w->arg, NULL, true);
+        free(w);
+    }
     struct sk_error err = {0};
     timer_clear(s, &e->timeout_timer);
     timer_clear(s, &e->idle_timer);
@@ -1359,6 +1374,20 @@ static bool agent_pump(struct sched_sandbox *e)
 {
     if (e->agent_gone)
         return true;
+    /* File-watch events first: they sit in their own queue in the agent. */
+    struct sk_agent_watch_event wev;
+    for (int i = 0; i < EVENTS_PER_PUMP && e->fwatches != NULL &&
+                    sk_agent_next_watch_event(sk_sandbox_agent(e->sb), &wev, 0, NULL) > 0;
+         i++) {
+        for (struct fwatch *w = e->fwatches; w != NULL; w = w->next) {
+            if (w->agent_id == wev.watch_id) {
+                w->cb(w->arg, &wev, false);
+                break;
+            }
+        }
+    }
+    if (sk_agent_has_pending_watch_events(sk_sandbox_agent(e->sb)))
+        schedule_pump(e);
     for (int i = 0; i < EVENTS_PER_PUMP; i++) {
         struct sk_agent_event ev;
         struct sk_error err = {0};
@@ -2440,6 +2469,46 @@ int sk_sched_wait(struct sk_sched *s, const char *id, int64_t timeout_ms, sk_sch
     sk_sandbox_rec_release(&rec);
     *waiter = w->id;
     return 0;
+}
+
+int sk_sched_watch_files(struct sk_sched *s, const char *sandbox_id, const char *path, bool recursive,
+                         sk_sched_fwatch_cb cb, void *arg, uint64_t *id, struct sk_error *err)
+{
+    bool exists = false;
+    struct sched_sandbox *e = sandbox_resolve(s, sandbox_id, &exists);
+    if (e == NULL || e->ending || e->agent_gone)
+        return sk_error_setv(err, ENOENT, "sandbox '%s' is not running", sandbox_id ? sandbox_id : "");
+    uint32_t agent_id = 0;
+    int r = sk_agent_watch_add(sk_sandbox_agent(e->sb), path, recursive, &agent_id, err);
+    schedule_pump(e);
+    if (r < 0)
+        return r;
+    struct fwatch *w = xcalloc(1, sizeof(*w));
+    w->id = ++s->next_watcher_id;
+    w->agent_id = agent_id;
+    w->cb = cb;
+    w->arg = arg;
+    w->next = e->fwatches;
+    e->fwatches = w;
+    e->last_activity_ns = sk_now_ns();
+    *id = w->id;
+    return 0;
+}
+
+void sk_sched_watch_files_cancel(struct sk_sched *s, uint64_t id)
+{
+    for (struct sched_sandbox *e = s->sandboxes; e != NULL; e = e->next) {
+        for (struct fwatch **pp = &e->fwatches; *pp != NULL; pp = &(*pp)->next) {
+            struct fwatch *w = *pp;
+            if (w->id != id)
+                continue;
+            *pp = w->next;
+            if (!e->ending && !e->agent_gone)
+                sk_agent_watch_remove(sk_sandbox_agent(e->sb), w->agent_id, NULL);
+            free(w);
+            return;
+        }
+    }
 }
 
 struct sk_agent *sk_sched_agent(struct sk_sched *s, const char *sandbox_id, struct sk_error *err)

@@ -281,6 +281,23 @@ int sk_sched_exec_watch(struct sk_sched *s, const char *exec_id, int64_t timeout
                         sk_sched_exec_cb cb, void *arg, uint64_t *watcher, struct sk_error *err);
 void sk_sched_exec_watch_cancel(struct sk_sched *s, uint64_t watcher);
 
+/* ---- file watches ------------------------------------------------------------ */
+
+/* sk_sched_watch_files - watch a directory (recursive: the whole tree)
+ * inside a running sandbox through its skiff-init (inotify; every path is
+ * resolved inside the sandbox root). cb(arg, ev, false) for each event
+ * (paths relative to the watched directory; kind overflow means events were
+ * lost: re-list), then once cb(arg, NULL, true) when the sandbox ends or the
+ * server stops; not after sk_sched_watch_files_cancel. The end call may run
+ * inside an sk_sched_* call that ends the sandbox (terminate, free). ENOENT
+ * when the sandbox is not running, errors of skiff-init otherwise (ENOENT,
+ * ENOTDIR, ENOSPC at its limits). */
+struct sk_agent_watch_event;
+typedef void (*sk_sched_fwatch_cb)(void *arg, const struct sk_agent_watch_event *ev, bool ended);
+int sk_sched_watch_files(struct sk_sched *s, const char *sandbox_id, const char *path, bool recursive,
+                         sk_sched_fwatch_cb cb, void *arg, uint64_t *id, struct sk_error *err);
+void sk_sched_watch_files_cancel(struct sk_sched *s, uint64_t id);
+
 /* sk_sched_agent - the runtime agent of a running sandbox, for file
  * operations (ENOENT when it does not run here). Borrowed: valid until the
  * current loop callback returns. Use it synchronously; exit events it

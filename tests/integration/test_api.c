@@ -751,3 +751,46 @@ TEST_TIMEOUT(crash_and_restart_records_lost_and_leaves_nothing, 120)
     ASSERT_EQ_INT(count_lines("/proc/self/mountinfo"), mounts0);
     skiffd_finish(&s);
 }
+
+/* files/watch: a stream of create/modify/delete/move events (one JSON
+ * object per line) that ends with the sandbox. */
+TEST(file_watch_streams_changes)
+{
+    struct skiffd s;
+    start(&s);
+    char id[64], q[256];
+    struct resp r;
+    create(&s, "{}", id, sizeof(id));
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/files/mkdir", id);
+    api(&s, "POST", q, "{\"path\": \"/work\"}", 200, &r);
+    resp_free(&r);
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/files/watch?path=/work&recursive=1", id);
+    int fd = connect_to(&s, NULL);
+    send_request(fd, "GET", q, s.token, NULL, 0, false);
+    usleep(200000); /* the watch is in place once the stream has started */
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/run", id);
+    api(&s, "POST", q,
+        "{\"argv\": [\"sh\", \"-c\", \"echo a > /work/f; mkdir /work/d; echo b > /work/d/g; mv /work/f /work/h; "
+        "rm /work/h\"]}",
+        200, &r);
+    resp_free(&r);
+    usleep(300000);
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/terminate", id);
+    api(&s, "POST", q, NULL, 200, &r);
+    resp_free(&r);
+    ASSERT_EQ_INT(read_response(fd, &r, 10), 0); /* the stream ends with the sandbox */
+    close(fd);
+    ASSERT_EQ_INT(r.status, 200);
+    ASSERT_CONTAINS(r.body, "{\"kind\":\"create\",\"type\":\"file\",\"path\":\"f\"}");
+    ASSERT_CONTAINS(r.body, "{\"kind\":\"create\",\"type\":\"directory\",\"path\":\"d\"}");
+    ASSERT_CONTAINS(r.body, "\"path\":\"d/g\""); /* a directory created after the watch began */
+    ASSERT_CONTAINS(r.body, "{\"kind\":\"move_to\",\"type\":\"file\",\"path\":\"h\"");
+    ASSERT_CONTAINS(r.body, "{\"kind\":\"delete\",\"type\":\"unknown\",\"path\":\"h\"}");
+    resp_free(&r);
+    /* watching needs a directory inside the sandbox, and a running sandbox */
+    create(&s, "{}", id, sizeof(id));
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/files/watch?path=/nonexistent", id);
+    api(&s, "GET", q, NULL, 404, &r);
+    resp_free(&r);
+    skiffd_finish(&s);
+}
