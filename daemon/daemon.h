@@ -35,7 +35,7 @@ struct sk_daemon_config {
     unsigned max_connections;
     unsigned max_per_ip;
     unsigned idle_timeout_s;
-    bool debug_routes; /* serve /v1/debug/... (tests of streaming and long polls) */
+    bool debug_routes;              /* serve /v1/debug/... (tests of streaming and long polls) */
     unsigned sandbox_timeout_s;     /* default sandbox lifetime; 0: 300 */
     unsigned max_sandbox_timeout_s; /* largest timeout a request may ask for; 0: none */
     unsigned retention_s;           /* ended sandboxes stay queryable this long; 0: 24 h */
@@ -66,10 +66,10 @@ struct sk_daemon {
     size_t n_routes;
     struct sk_metrics *metrics;
     struct sk_daemon_metrics m;
-    struct sk_runtime *rt;            /* sandboxes' runtime (<data_dir>/runtime) */
-    struct sk_loop_adapter loop_ops;  /* the loop as lib/sched sees it */
-    struct sk_sched *sched;           /* API sandboxes and execs */
-    size_t n_running;                 /* for skiff_sandboxes{state="running"} */
+    struct sk_runtime *rt;           /* sandboxes' runtime (<data_dir>/runtime) */
+    struct sk_loop_adapter loop_ops; /* the loop as lib/sched sees it */
+    struct sk_sched *sched;          /* API sandboxes and execs */
+    size_t n_running;                /* for skiff_sandboxes{state="running"} */
     bool stopping;
     struct sk_loop_timer stop_timer;
 };

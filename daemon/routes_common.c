@@ -129,4 +129,3 @@ void sk_env_free(char **env)
         free(env[i]);
     free(env);
 }
-

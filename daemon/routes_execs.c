@@ -104,8 +104,7 @@ static int decode_exec(struct sk_http_req *req, struct exec_body *b, bool for_ru
     return 0;
 }
 
-static int start_exec(struct sk_daemon *d, struct sk_http_req *req, const struct exec_body *b,
-                      struct sk_exec_rec *out)
+static int start_exec(struct sk_daemon *d, struct sk_http_req *req, const struct exec_body *b, struct sk_exec_rec *out)
 {
     struct sk_error err = {0};
     _cleanup_free_ const char **argv = sk_strv_from_json(b->argv);

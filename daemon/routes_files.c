@@ -40,8 +40,8 @@ static struct sk_agent *agent_for(struct sk_daemon *d, struct sk_http_req *req, 
     }
     struct sk_agent *a = sk_sched_agent(d->sched, rec.id, &err);
     if (a == NULL) {
-        sk_http_reply_api_error(req, SK_API_FAILED_PRECONDITION, "sandbox '%s' is not running (state '%s')",
-                                rec.id, rec.state ? rec.state : "unknown");
+        sk_http_reply_api_error(req, SK_API_FAILED_PRECONDITION, "sandbox '%s' is not running (state '%s')", rec.id,
+                                rec.state ? rec.state : "unknown");
     } else {
         sk_sched_touch(d->sched, rec.id);
     }

@@ -205,8 +205,8 @@ void sk_route_sandboxes_usage(struct sk_daemon *d, struct sk_http_req *req)
     }
     if (sk_sched_usage(d->sched, rec.id, &u, &err) < 0) {
         if (err.code == ENOENT)
-            sk_http_reply_api_error(req, SK_API_FAILED_PRECONDITION, "sandbox '%s' is not running (state '%s')",
-                                    rec.id, rec.state ? rec.state : "unknown");
+            sk_http_reply_api_error(req, SK_API_FAILED_PRECONDITION, "sandbox '%s' is not running (state '%s')", rec.id,
+                                    rec.state ? rec.state : "unknown");
         else
             sk_http_reply_error(req, &err);
         sk_sandbox_rec_release(&rec);

@@ -161,7 +161,7 @@ static inline void send_all(int fd, const void *data, size_t len)
 }
 
 static inline void send_request(int fd, const char *method, const char *path, const char *token, const char *body,
-                         size_t body_len, bool keep_alive)
+                                size_t body_len, bool keep_alive)
 {
     char head[4096];
     int n = snprintf(head, sizeof(head), "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s", method, path,
@@ -289,7 +289,7 @@ static inline int read_response(int fd, struct resp *r, int timeout_s)
 /* request - one request on a fresh connection; fails the test when there
  * is no complete answer. */
 static inline void request_body(const struct skiffd *s, const char *method, const char *path, const char *token,
-                         const char *body, size_t body_len, struct resp *r)
+                                const char *body, size_t body_len, struct resp *r)
 {
     int fd = connect_to(s, NULL);
     if (fd < 0)
@@ -300,8 +300,8 @@ static inline void request_body(const struct skiffd *s, const char *method, cons
     close(fd);
 }
 
-static inline void request(const struct skiffd *s, const char *method, const char *path, const char *token, const char *body,
-                    struct resp *r)
+static inline void request(const struct skiffd *s, const char *method, const char *path, const char *token,
+                           const char *body, struct resp *r)
 {
     request_body(s, method, path, token, body, body ? strlen(body) : 0, r);
 }
@@ -448,7 +448,7 @@ static inline void skiffd_finish(struct skiffd *s)
 
 /* create_token - POST /v1/tokens; returns the answer (status checked). */
 static inline void create_token(const struct skiffd *s, const char *name, char *token_out, size_t size, char *id_out,
-                         size_t id_size)
+                                size_t id_size)
 {
     char body[256];
     snprintf(body, sizeof(body), "{\"name\": \"%s\"}", name);

@@ -64,18 +64,18 @@ int sk_store_token_count_admin(struct sk_store *st, int64_t now, struct sk_error
 /* ---- sandboxes ------------------------------------------------------------- */
 
 struct sk_sandbox_rec {
-    char *id;         /* "sb-..." */
-    char *name;       /* NULL or unique among sandboxes not yet deleted */
-    char *state;      /* "creating", "running", "terminated" */
-    char *spec_json;  /* the create request as accepted (JSON object text) */
-    char *tags_json;  /* JSON object of string -> string */
+    char *id;        /* "sb-..." */
+    char *name;      /* NULL or unique among sandboxes not yet deleted */
+    char *state;     /* "creating", "running", "terminated" */
+    char *spec_json; /* the create request as accepted (JSON object text) */
+    char *tags_json; /* JSON object of string -> string */
     int64_t created_at, started_at, ended_at;
-    int exit_code;    /* of the entrypoint, -1 when none/unknown */
-    char *reason;     /* NULL while running; "exited", "timeout", "idle", "oom",
+    int exit_code;       /* of the entrypoint, -1 when none/unknown */
+    char *reason;        /* NULL while running; "exited", "timeout", "idle", "oom",
                          "terminated", "error", "lost" */
     char *reason_detail; /* error message, or the terminating token id */
-    int64_t host_pid; /* pid 1 of the sandbox on the host, 0 when none */
-    char *runtime_json; /* what re-adoption needs (cgroup, uid slot, ...) */
+    int64_t host_pid;    /* pid 1 of the sandbox on the host, 0 when none */
+    char *runtime_json;  /* what re-adoption needs (cgroup, uid slot, ...) */
 };
 void sk_sandbox_rec_release(struct sk_sandbox_rec *s);
 
@@ -87,13 +87,13 @@ int sk_store_sandbox_update(struct sk_store *st, const struct sk_sandbox_rec *s,
 int sk_store_sandbox_set_tags(struct sk_store *st, const char *id, const char *tags_json, struct sk_error *err);
 
 struct sk_sandbox_filter {
-    const char *state;     /* NULL = any */
-    const char *name;      /* NULL = any */
-    const char *const *tag_keys;   /* every key=value pair must match */
+    const char *state;           /* NULL = any */
+    const char *name;            /* NULL = any */
+    const char *const *tag_keys; /* every key=value pair must match */
     const char *const *tag_values;
     size_t n_tags;
-    size_t limit;          /* 1..1000; 0 = 100 */
-    const char *cursor;    /* opaque, from a previous page; NULL = first page */
+    size_t limit;       /* 1..1000; 0 = 100 */
+    const char *cursor; /* opaque, from a previous page; NULL = first page */
 };
 /* List newest first. *next_cursor (heap, may be NULL when no more) is passed
  * back for the next page; *out freed with sk_sandbox_recs_free. */
@@ -107,12 +107,12 @@ int sk_store_sandbox_purge(struct sk_store *st, int64_t before, struct sk_error 
 /* ---- execs ------------------------------------------------------------------- */
 
 struct sk_exec_rec {
-    char *id;         /* "ex-..." */
+    char *id; /* "ex-..." */
     char *sandbox_id;
-    char *argv_json;  /* JSON array */
-    char *state;      /* "running", "exited" */
-    int exit_code;    /* -1 while running */
-    int signal;       /* 0 unless killed by a signal */
+    char *argv_json; /* JSON array */
+    char *state;     /* "running", "exited" */
+    int exit_code;   /* -1 while running */
+    int signal;      /* 0 unless killed by a signal */
     bool timed_out;
     int64_t created_at, ended_at;
     bool pty;

@@ -22,8 +22,8 @@ static void api(const struct skiffd *s, const char *method, const char *path, co
 {
     request(s, method, path, s->token, body, r);
     if (r->status != want)
-        FAIL("%s %s: status %d, want %d: %.*s", method, path, r->status, want, (int)(r->body_len > 400 ? 400 : r->body_len),
-             r->body ? r->body : "");
+        FAIL("%s %s: status %d, want %d: %.*s", method, path, r->status, want,
+             (int)(r->body_len > 400 ? 400 : r->body_len), r->body ? r->body : "");
 }
 
 static const char *jstr(const struct resp *r, const char *key)
@@ -83,7 +83,8 @@ TEST_TIMEOUT(sandbox_lifecycle_run_exec_files, 120)
     resp_free(&r);
     /* invalid UTF-8 in output never breaks the JSON answer */
     api(&s, "POST", path, "{\"argv\": [\"printf\", \"a\\\\377b\"]}", 200, &r);
-    ASSERT_EQ_STR(jstr(&r, "stdout"), "a\xef\xbf\xbd" "b");
+    ASSERT_EQ_STR(jstr(&r, "stdout"), "a\xef\xbf\xbd"
+                                      "b");
     resp_free(&r);
     api(&s, "POST", path, "{\"argv\": [\"no-such-program\"]}", 404, &r);
     ASSERT_CONTAINS(err_message(&r), "no-such-program");
@@ -263,8 +264,7 @@ TEST(every_end_has_a_reason)
     ASSERT_EQ_STR(jstr(&r, "reason"), "idle");
     resp_free(&r);
     /* out of memory */
-    create(&s, "{\"memory\": 32, \"entrypoint\": [\"python3\", \"-c\", \"b = bytearray(400 << 20)\"]}", id,
-           sizeof(id));
+    create(&s, "{\"memory\": 32, \"entrypoint\": [\"python3\", \"-c\", \"b = bytearray(400 << 20)\"]}", id, sizeof(id));
     snprintf(q, sizeof(q), "/v1/sandboxes/%s/wait?timeout=20", id);
     api(&s, "GET", q, NULL, 200, &r);
     ASSERT_EQ_STR(jstr(&r, "reason"), "oom");
