@@ -117,3 +117,37 @@ const char *sk_cli_time(const json_t *v, char *buf, size_t size)
     snprintf(buf, size, "%.10s %.8s", s, s + 11);
     return buf;
 }
+
+void sk_cli_group_usage(FILE *out, const char *group, const char *about, const struct sk_cli_subcommand *subs, size_t n)
+{
+    fprintf(out, "usage: skiff %s <command> [options] [ARGS...]\n\n%s\n\ncommands:\n", group, about);
+    for (size_t i = 0; i < n; i++)
+        fprintf(out, "  %-8s %s\n", subs[i].name, subs[i].summary);
+    fprintf(out, "\n`skiff %s <command> --help` shows a command's options.\n\n", group);
+    sk_cli_usage_common(out);
+}
+
+int sk_cli_group_dispatch(const char *group, const char *about, const struct sk_cli_subcommand *subs, size_t n,
+                          int argc, char **argv, struct sk_cli *g)
+{
+    if (argc < 2) {
+        sk_cli_group_usage(stderr, group, about, subs, n);
+        return SK_EXIT_USAGE;
+    }
+    const char *sub = argv[1];
+    if (strcmp(sub, "help") == 0 || strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
+        for (size_t i = 0; argc > 2 && i < n; i++)
+            if (strcmp(argv[2], subs[i].name) == 0) {
+                subs[i].usage(stdout);
+                return 0;
+            }
+        sk_cli_group_usage(stdout, group, about, subs, n);
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(sub, subs[i].name) == 0 || (subs[i].alias != NULL && strcmp(sub, subs[i].alias) == 0))
+            return subs[i].fn(argc - 1, argv + 1, g);
+    fprintf(stderr, "skiff %s: unknown command '%s'\n\n", group, sub);
+    sk_cli_group_usage(stderr, group, about, subs, n);
+    return SK_EXIT_USAGE;
+}

@@ -70,6 +70,22 @@ int sk_cli_parse_kv(char *s, const char **key, const char **value);
 /* sk_cli_print_json - the answer as indented JSON and a newline on stdout. */
 void sk_cli_print_json(const json_t *j);
 
+/* A command group's subcommands (skiff sandbox ..., skiff token ...). */
+struct sk_cli_subcommand {
+    const char *name, *alias, *summary;
+    int (*fn)(int argc, char **argv, struct sk_cli *g);
+    void (*usage)(FILE *out);
+};
+
+/* sk_cli_group_usage - "usage: skiff GROUP <command> ...", what the group is
+ * for, its subcommands, and the options every command shares. */
+void sk_cli_group_usage(FILE *out, const char *group, const char *about, const struct sk_cli_subcommand *subs,
+                        size_t n);
+/* sk_cli_group_dispatch - run the subcommand named by argv[1] (argv[0] is the
+ * group); help for the group or one subcommand; usage and exit 2 otherwise. */
+int sk_cli_group_dispatch(const char *group, const char *about, const struct sk_cli_subcommand *subs, size_t n,
+                          int argc, char **argv, struct sk_cli *g);
+
 /* sk_cli_jstr - a string member or `dflt` (NULL, absent or not a string). */
 const char *sk_cli_jstr(const json_t *o, const char *key, const char *dflt);
 

@@ -705,11 +705,7 @@ static int sb_tag(int argc, char **argv, struct sk_cli *g)
 
 /* ---- dispatch --------------------------------------------------------------------- */
 
-static const struct {
-    const char *name, *alias, *summary;
-    int (*fn)(int argc, char **argv, struct sk_cli *g);
-    void (*usage)(FILE *out);
-} subcommands[] = {
+static const struct sk_cli_subcommand subcommands[] = {
     {"create", NULL, "create a sandbox and print its id", sb_create, usage_create},
     {"ls", "list", "list sandboxes (filter by state, tag, name)", sb_ls, usage_ls},
     {"get", NULL, "show one sandbox", sb_get, usage_get},
@@ -722,40 +718,14 @@ static const struct {
     {"tag", NULL, "replace a sandbox's tags", sb_tag, usage_tag},
 };
 
+#define ABOUT "Sandboxes on a skiffd server (start one with `skiff serve` or `make run`)."
+
 void cmd_sandbox_usage(FILE *out)
 {
-    fprintf(out, "usage: skiff sandbox <command> [options] [ARGS...]\n"
-                 "\n"
-                 "Sandboxes on a skiffd server (start one with `skiff serve` or `make run`).\n"
-                 "\n"
-                 "commands:\n");
-    for (size_t i = 0; i < SK_ARRAY_SIZE(subcommands); i++)
-        fprintf(out, "  %-8s %s\n", subcommands[i].name, subcommands[i].summary);
-    fprintf(out, "\n`skiff sandbox <command> --help` shows a command's options.\n\n");
-    sk_cli_usage_common(out);
+    sk_cli_group_usage(out, "sandbox", ABOUT, subcommands, SK_ARRAY_SIZE(subcommands));
 }
 
 int cmd_sandbox(int argc, char **argv, struct sk_cli *g)
 {
-    if (argc < 2) {
-        cmd_sandbox_usage(stderr);
-        return SK_EXIT_USAGE;
-    }
-    const char *sub = argv[1];
-    if (strcmp(sub, "help") == 0 || strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
-        for (size_t i = 0; argc > 2 && i < SK_ARRAY_SIZE(subcommands); i++)
-            if (strcmp(argv[2], subcommands[i].name) == 0) {
-                subcommands[i].usage(stdout);
-                return 0;
-            }
-        cmd_sandbox_usage(stdout);
-        return 0;
-    }
-    for (size_t i = 0; i < SK_ARRAY_SIZE(subcommands); i++)
-        if (strcmp(sub, subcommands[i].name) == 0 ||
-            (subcommands[i].alias != NULL && strcmp(sub, subcommands[i].alias) == 0))
-            return subcommands[i].fn(argc - 1, argv + 1, g);
-    fprintf(stderr, "skiff sandbox: unknown command '%s'\n\n", sub);
-    cmd_sandbox_usage(stderr);
-    return SK_EXIT_USAGE;
+    return sk_cli_group_dispatch("sandbox", ABOUT, subcommands, SK_ARRAY_SIZE(subcommands), argc, argv, g);
 }

@@ -166,50 +166,20 @@ static int tok_revoke(int argc, char **argv, struct sk_cli *g)
     return rc;
 }
 
-static const struct {
-    const char *name, *alias, *summary;
-    int (*fn)(int argc, char **argv, struct sk_cli *g);
-    void (*usage)(FILE *out);
-} subcommands[] = {
+static const struct sk_cli_subcommand subcommands[] = {
     {"create", NULL, "create a token and print its secret (shown once)", tok_create, usage_create},
     {"ls", "list", "list tokens", tok_ls, usage_ls},
     {"revoke", "rm", "revoke a token", tok_revoke, usage_revoke},
 };
 
+#define ABOUT "API tokens of a skiffd server."
+
 void cmd_token_usage(FILE *out)
 {
-    fprintf(out, "usage: skiff token <command> [options] [ARGS...]\n"
-                 "\n"
-                 "API tokens of a skiffd server.\n"
-                 "\n"
-                 "commands:\n");
-    for (size_t i = 0; i < SK_ARRAY_SIZE(subcommands); i++)
-        fprintf(out, "  %-8s %s\n", subcommands[i].name, subcommands[i].summary);
-    fprintf(out, "\n`skiff token <command> --help` shows a command's options.\n\n");
-    sk_cli_usage_common(out);
+    sk_cli_group_usage(out, "token", ABOUT, subcommands, SK_ARRAY_SIZE(subcommands));
 }
 
 int cmd_token(int argc, char **argv, struct sk_cli *g)
 {
-    if (argc < 2) {
-        cmd_token_usage(stderr);
-        return SK_EXIT_USAGE;
-    }
-    const char *sub = argv[1];
-    if (strcmp(sub, "help") == 0 || strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
-        for (size_t i = 0; argc > 2 && i < SK_ARRAY_SIZE(subcommands); i++)
-            if (strcmp(argv[2], subcommands[i].name) == 0) {
-                subcommands[i].usage(stdout);
-                return 0;
-            }
-        cmd_token_usage(stdout);
-        return 0;
-    }
-    for (size_t i = 0; i < SK_ARRAY_SIZE(subcommands); i++)
-        if (strcmp(sub, subcommands[i].name) == 0 ||
-            (subcommands[i].alias != NULL && strcmp(sub, subcommands[i].alias) == 0))
-            return subcommands[i].fn(argc - 1, argv + 1, g);
-    fprintf(stderr, "skiff token: unknown command '%s'\n\n", sub);
-    cmd_token_usage(stderr);
-    return SK_EXIT_USAGE;
+    return sk_cli_group_dispatch("token", ABOUT, subcommands, SK_ARRAY_SIZE(subcommands), argc, argv, g);
 }
