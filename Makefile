@@ -51,6 +51,10 @@ AGENT_SRCS := $(sort $(wildcard agent/*.c)) lib/base/error.c lib/base/util.c lib
 AGENT_OBJS := $(AGENT_SRCS:%.c=$(BUILD)/agent-obj/%.o)
 CLI_SRCS := $(sort $(wildcard cli/*.c))
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
+# build/skiff handles `skiff run` itself and execs build/skiff-api (libcurl,
+# libarchive) for every other command, so `skiff run` starts lean.
+CLI_LEAN_OBJS := $(BUILD)/obj/cli/skiff.o $(BUILD)/obj/cli/run.o
+CLI_API_OBJS := $(filter-out $(BUILD)/obj/cli/skiff.o,$(CLI_OBJS))
 DAEMON_SRCS := $(sort $(wildcard daemon/*.c))
 DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILD)/obj/%.o)
 
@@ -62,7 +66,7 @@ HELPER_BINS := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(HELPER_SR
 
 FUZZ_BIN := $(BUILD)/fuzz/fuzz_proto
 FUZZ_ROUTER_BIN := $(BUILD)/fuzz/fuzz_router
-ALL_BINS := $(BUILD)/libskiff.a $(BUILD)/skiff $(BUILD)/skiff-init
+ALL_BINS := $(BUILD)/libskiff.a $(BUILD)/skiff $(BUILD)/skiff-api $(BUILD)/skiff-init
 ifneq ($(DAEMON_SRCS),)
 ALL_BINS += $(BUILD)/skiffd
 endif
@@ -98,8 +102,11 @@ $(BUILD)/libskiff.a: $(LIB_OBJS)
 	rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/skiff: $(CLI_OBJS) $(BUILD)/libskiff.a
-	$(CC) $(LDFLAGS_ALL) -o $@ $(CLI_OBJS) $(BUILD)/libskiff.a $(LIBS)
+$(BUILD)/skiff: $(CLI_LEAN_OBJS) $(BUILD)/libskiff.a
+	$(CC) $(LDFLAGS_ALL) -o $@ $(CLI_LEAN_OBJS) $(BUILD)/libskiff.a $(LIBS)
+
+$(BUILD)/skiff-api: $(CLI_API_OBJS) $(BUILD)/libskiff.a
+	$(CC) $(LDFLAGS_ALL) -o $@ $(CLI_API_OBJS) $(BUILD)/libskiff.a $(LIBS)
 
 $(BUILD)/skiffd: $(DAEMON_OBJS) $(BUILD)/libskiff.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $(DAEMON_OBJS) $(BUILD)/libskiff.a $(LIBS)
