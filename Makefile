@@ -60,6 +60,8 @@ DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILD)/obj/%.o)
 
 TEST_SRCS := $(sort $(wildcard tests/unit/*.c tests/integration/*.c tests/security/*.c))
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
+# The Python SDK's suites (unittest against a real skiffd), one runner.
+SDK_TESTS := $(wildcard tests/sdk/run)
 HARNESS_OBJ := $(BUILD)/obj/tests/harness.o
 HELPER_SRCS := $(sort $(wildcard tests/helpers/*.c))
 HELPER_BINS := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(HELPER_SRCS))
@@ -135,7 +137,7 @@ endif
 
 test: $(ALL_BINS) $(TEST_BINS) $(HELPER_BINS) $(FUZZ_CHECK)
 	@FUZZ_TARGETS="$(if $(FUZZ_CHECK),$(FUZZ_BIN):tests/fuzz/corpus $(FUZZ_ROUTER_BIN):tests/fuzz/router_corpus)" \
-	  FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) scripts/run-tests $(BUILD) $(TEST_BINS)
+	  FUZZ_SECONDS=$(FUZZ_TEST_SECONDS) scripts/run-tests $(BUILD) $(TEST_BINS) $(SDK_TESTS)
 
 asan:
 	$(MAKE) BUILD=build/asan SANITIZE=1 test
