@@ -82,6 +82,11 @@ json_t *sk_sandbox_json(const struct sk_sandbox_rec *r)
     json_object_set_new(o, "exit_code", r->reason && r->exit_code >= 0 ? json_integer(r->exit_code) : json_null());
     json_object_set_new(o, "reason", r->reason ? json_string(r->reason) : json_null());
     json_object_set_new(o, "reason_detail", r->reason_detail ? json_string(r->reason_detail) : json_null());
+    /* the entrypoint runs as an exec: its id addresses its stdin, signals, output */
+    json_t *rt = r->runtime_json ? json_loads(r->runtime_json, 0, NULL) : NULL;
+    json_t *ep = rt ? json_object_get(rt, "entrypoint_exec") : NULL;
+    json_object_set_new(o, "entrypoint_exec", json_is_string(ep) ? json_string(json_string_value(ep)) : json_null());
+    json_decref(rt);
     return o;
 }
 

@@ -36,9 +36,11 @@ void sk_route_sandboxes_create(struct sk_daemon *d, struct sk_http_req *req)
     const json_t *entrypoint = NULL, *env = NULL, *tags = NULL;
     double cpu = 0;
     int64_t pids = 0, timeout_s = 0, idle_s = 0, memory_mb = 0, disk_mb = 0;
+    bool want_stdin = false;
     const struct sk_field fields[] = {
         SK_FIELD_STR("image", &image, SK_OPTIONAL, 4096),
         SK_FIELD_STRV("entrypoint", &entrypoint, SK_OPTIONAL, MAX_ARGV),
+        SK_FIELD_BOOL("stdin", &want_stdin, SK_OPTIONAL),
         SK_FIELD_STRMAP("env", &env, SK_OPTIONAL, MAX_ENV),
         SK_FIELD_STR("workdir", &workdir, SK_OPTIONAL, 4096),
         SK_FIELD_NUM("cpu", &cpu, SK_OPTIONAL),
@@ -77,6 +79,11 @@ void sk_route_sandboxes_create(struct sk_daemon *d, struct sk_http_req *req)
         return;
     }
     sr.entrypoint = argv;
+    if (want_stdin && argv == NULL) {
+        sk_http_reply_api_error(req, SK_API_INVALID_ARGUMENT, "field 'stdin' needs an 'entrypoint'");
+        return;
+    }
+    sr.entrypoint_stdin = want_stdin;
     char **envv = NULL;
     if (env != NULL && (envv = sk_env_from_json(req, env)) == NULL)
         return;

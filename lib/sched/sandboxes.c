@@ -2345,7 +2345,7 @@ int sk_sched_create(struct sk_sched *s, const struct sk_sandbox_req *req, struct
     e->pidfd_watched = true;
 
     if (req->entrypoint != NULL) {
-        struct sk_exec_req xr = {.argv = req->entrypoint};
+        struct sk_exec_req xr = {.argv = req->entrypoint, .stdin_pipe = req->entrypoint_stdin};
         struct sk_exec_rec xrec;
         ret = exec_start(e, &xr, true, &xrec, err);
         if (ret < 0) {

@@ -149,6 +149,8 @@ int sk_sched_purge(struct sk_sched *s, struct sk_error *err);
 struct sk_sandbox_req {
     const char *image;             /* NULL: "host" */
     const char *const *entrypoint; /* NULL or argv: the sandbox ends when it exits */
+    bool entrypoint_stdin;         /* give the entrypoint a stdin pipe (write it through its
+                                      exec: sk_sched_entrypoint_exec + sk_sched_exec_stdin) */
     const char *const *env;        /* NULL or "K=V" list for every process */
     const char *workdir;           /* NULL: "/"; else absolute */
     struct sk_cgroup_limits limits;

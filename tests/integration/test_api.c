@@ -794,3 +794,30 @@ TEST(file_watch_streams_changes)
     resp_free(&r);
     skiffd_finish(&s);
 }
+
+/* An entrypoint can be given a stdin, written through its exec. */
+TEST(entrypoint_stdin)
+{
+    struct skiffd s;
+    start(&s);
+    struct resp r;
+    api(&s, "POST", "/v1/sandboxes", "{\"entrypoint\": [\"sh\", \"-c\", \"read x; exit $x\"], \"stdin\": true}", 201,
+        &r);
+    char id[64], ex[64], q[256];
+    snprintf(id, sizeof(id), "%s", jstr(&r, "id"));
+    snprintf(ex, sizeof(ex), "%s", jstr(&r, "entrypoint_exec"));
+    ASSERT_TRUE(strncmp(ex, "ex-", 3) == 0);
+    resp_free(&r);
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/execs/%s/stdin?eof=1", id, ex);
+    api(&s, "POST", q, "9\n", 200, &r);
+    resp_free(&r);
+    snprintf(q, sizeof(q), "/v1/sandboxes/%s/wait?timeout=10", id);
+    api(&s, "GET", q, NULL, 200, &r);
+    ASSERT_EQ_STR(jstr(&r, "reason"), "exited");
+    ASSERT_EQ_INT(jint(&r, "exit_code"), 9);
+    resp_free(&r);
+    api(&s, "POST", "/v1/sandboxes", "{\"stdin\": true}", 400, &r);
+    ASSERT_EQ_STR(err_code(&r), "invalid_argument");
+    resp_free(&r);
+    skiffd_finish(&s);
+}

@@ -143,7 +143,22 @@ class SandboxTest(unittest.TestCase):
         self.assertEqual(sb.exit_code, 4)
         self.assertEqual(sb.reason, "exited")
 
-    def test_entrypoint_stdin_is_not_supported(self):
+    def test_entrypoint_stdin(self):
+        sb = skiff.Sandbox.create("sh", "-c", "read a; read b; echo got $a $b; exit 3")
+        sb.stdin.write("one\n")
+        sb.stdin.write("two\n")
+        sb.stdin.write_eof()
+        self.assertEqual(sb.stdout.read(), "got one two\n")
+        self.assertEqual(sb.wait(), 3)
+        # reattached by id, the same stdin is reachable
+        other = skiff.Sandbox.create("cat")
+        again = skiff.Sandbox.from_id(other.object_id)
+        again.stdin.write("via from_id")
+        again.stdin.write_eof()
+        self.assertEqual(other.stdout.read(), "via from_id")
+        self.assertEqual(other.wait(), 0)
+
+    def test_no_entrypoint_has_no_stdin(self):
         sb = skiff.Sandbox.create()
         try:
             with self.assertRaises(InvalidError) as cm:

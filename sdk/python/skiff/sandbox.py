@@ -319,6 +319,7 @@ class Sandbox:
         body: dict[str, Any] = {}
         if entrypoint:
             body["entrypoint"] = _argv("Sandbox.create entrypoint", entrypoint)
+            body["stdin"] = True  # as with Modal, sb.stdin feeds the entrypoint
         if image is not None:
             body["image"] = image.spec if isinstance(image, Image) else Image(image).spec
         body["timeout"] = _seconds("timeout", timeout)
@@ -543,11 +544,19 @@ class Sandbox:
             return self._stderr
 
     @property
-    def stdin(self) -> NoStdin:
-        """Not available: skiff's API gives the entrypoint no stdin (it reads
-        ``/dev/null``). Writing raises :class:`InvalidError`; use ``sb.exec(...).stdin``."""
-        return NoStdin("the skiff API has no stdin for a sandbox's entrypoint (it reads /dev/null); "
-                       "start the program with sb.exec(...) and write to its .stdin instead")
+    def stdin(self) -> Union[StreamWriter, NoStdin]:
+        """The entrypoint's stdin (``write``, ``drain``, ``write_eof``). A sandbox
+        without an entrypoint has none (writing raises :class:`InvalidError`)."""
+        with self._lock:
+            if getattr(self, "_stdin_writer", None) is None:
+                ep = self._record.get("entrypoint_exec")
+                if ep is None and "entrypoint" in (self._record.get("spec") or {}):
+                    ep = self.info().get("entrypoint_exec")
+                if ep is None:
+                    return NoStdin("this sandbox has no entrypoint, so no stdin; "
+                                   "start a program with sb.exec(...) and write to its .stdin")
+                self._stdin_writer = StreamWriter(self._client, f"{self._path}/execs/{ep}/stdin", text=True)
+            return self._stdin_writer
 
     # -- processes ------------------------------------------------------------------
 
