@@ -29,7 +29,6 @@ int main(int argc, char **argv)
     self[n] = '\0';
     snprintf(path, sizeof(path), "%s/skiff-api", dirname(self));
     execv(path, argv);
-    fprintf(stderr, "skiff: cannot run '%s': %s (it is built and installed next to skiff)\n", path,
-            strerror(errno));
+    fprintf(stderr, "skiff: cannot run '%s': %s (it is built and installed next to skiff)\n", path, strerror(errno));
     return 1;
 }
