@@ -7,6 +7,8 @@
 
 #include "base/util.h"
 #include "json.h"
+#include "routes.h"
+#include "sched/sandboxes.h"
 
 /* utf8_seq_len - length of the valid UTF-8 sequence at p (n bytes left), or
  * 0 when it is invalid (overlong, surrogate, above U+10FFFF, truncated). */
@@ -133,4 +135,55 @@ void sk_env_free(char **env)
     for (size_t i = 0; env && env[i]; i++)
         free(env[i]);
     free(env);
+}
+
+struct sk_agent *sk_route_sandbox_agent(struct sk_daemon *d, struct sk_http_req *req, size_t path_max,
+                                        const char **path, char **id)
+{
+    if (path != NULL) {
+        if (sk_http_query_str(req, "path", path_max, path) < 0)
+            return NULL;
+        if (*path == NULL || (*path)[0] == '\0') {
+            sk_http_reply_api_error(req, SK_API_INVALID_ARGUMENT, "query 'path' is required");
+            return NULL;
+        }
+    }
+    struct sk_error err = {0};
+    struct sk_sandbox_rec rec;
+    memset(&rec, 0, sizeof(rec));
+    if (sk_sched_get(d->sched, sk_http_param(req, "id"), &rec, &err) < 0) {
+        sk_http_reply_error(req, &err);
+        return NULL;
+    }
+    struct sk_agent *a = sk_sched_agent(d->sched, rec.id, &err);
+    if (a == NULL)
+        sk_http_reply_api_error(req, SK_API_FAILED_PRECONDITION, "sandbox '%s' is not running (state '%s')", rec.id,
+                                rec.state ? rec.state : "unknown");
+    else if (id != NULL)
+        *id = xstrdup(rec.id);
+    sk_sandbox_rec_release(&rec);
+    return a;
+}
+
+int sk_route_get_exec(struct sk_daemon *d, struct sk_http_req *req, struct sk_exec_rec *e)
+{
+    struct sk_error err = {0};
+    memset(e, 0, sizeof(*e));
+    const char *eid = sk_http_param(req, "exec");
+    if (sk_store_exec_get(d->store, eid, e, &err) < 0) {
+        sk_http_reply_error(req, &err);
+        return -1;
+    }
+    struct sk_sandbox_rec sb;
+    memset(&sb, 0, sizeof(sb));
+    if (sk_sched_get(d->sched, sk_http_param(req, "id"), &sb, &err) < 0 || strcmp(sb.id, e->sandbox_id) != 0) {
+        sk_sandbox_rec_release(&sb);
+        sk_exec_rec_release(e);
+        sk_http_reply_api_error(req, SK_API_NOT_FOUND, "exec '%s' not found in sandbox '%s'", eid,
+                                sk_http_param(req, "id"));
+        return -1;
+    }
+    sk_sched_touch(d->sched, sb.id);
+    sk_sandbox_rec_release(&sb);
+    return 0;
 }

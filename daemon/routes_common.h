@@ -21,6 +21,23 @@ const char **sk_strv_from_json(const json_t *arr);
 char **sk_env_from_json(struct sk_http_req *req, const json_t *obj);
 void sk_env_free(char **env);
 
+struct sk_daemon;
+struct sk_agent;
+
+/* sk_route_sandbox_agent - the skiff-init agent of the running sandbox named
+ * in the path ({id}, by id or name), for file operations; counts as activity.
+ * With `path` non-NULL, also the required ?path= (at most path_max bytes).
+ * *id (when non-NULL) gets the sandbox's id, freed by the caller. Answers the
+ * request (400/404/409) and returns NULL when any of it is wrong. The agent is
+ * borrowed for the current loop callback. */
+struct sk_agent *sk_route_sandbox_agent(struct sk_daemon *d, struct sk_http_req *req, size_t path_max,
+                                        const char **path, char **id);
+
+/* sk_route_get_exec - the exec named in the path ({exec}), checked to belong
+ * to the sandbox in the path ({id}); counts as activity. *e is the caller's to
+ * release. Answers 404 and returns -1 otherwise. */
+int sk_route_get_exec(struct sk_daemon *d, struct sk_http_req *req, struct sk_exec_rec *e);
+
 /* sk_json_string_lossy - a JSON string of `len` bytes, invalid UTF-8
  * sequences replaced by U+FFFD (new reference). */
 json_t *sk_json_string_lossy(const char *data, size_t len);

@@ -37,30 +37,6 @@ static json_t *exec_json(const struct sk_exec_rec *e)
     return o;
 }
 
-/* get_exec - the exec, checked to belong to the sandbox in the path. */
-static int get_exec(struct sk_daemon *d, struct sk_http_req *req, struct sk_exec_rec *e)
-{
-    struct sk_error err = {0};
-    memset(e, 0, sizeof(*e));
-    const char *eid = sk_http_param(req, "exec");
-    if (sk_store_exec_get(d->store, eid, e, &err) < 0) {
-        sk_http_reply_error(req, &err);
-        return -1;
-    }
-    struct sk_sandbox_rec sb;
-    memset(&sb, 0, sizeof(sb));
-    if (sk_sched_get(d->sched, sk_http_param(req, "id"), &sb, &err) < 0 || strcmp(sb.id, e->sandbox_id) != 0) {
-        sk_sandbox_rec_release(&sb);
-        sk_exec_rec_release(e);
-        sk_http_reply_api_error(req, SK_API_NOT_FOUND, "exec '%s' not found in sandbox '%s'", eid,
-                                sk_http_param(req, "id"));
-        return -1;
-    }
-    sk_sched_touch(d->sched, sb.id);
-    sk_sandbox_rec_release(&sb);
-    return 0;
-}
-
 /* decode_exec_req - the fields shared by POST /execs and POST /run. */
 struct exec_body {
     const json_t *argv, *env;
@@ -173,7 +149,7 @@ void sk_route_execs_list(struct sk_daemon *d, struct sk_http_req *req)
 void sk_route_execs_get(struct sk_daemon *d, struct sk_http_req *req)
 {
     struct sk_exec_rec e;
-    if (get_exec(d, req, &e) < 0)
+    if (sk_route_get_exec(d, req, &e) < 0)
         return;
     sk_http_reply_json(req, 200, exec_json(&e));
     sk_exec_rec_release(&e);
@@ -274,7 +250,7 @@ static void stream_output(struct sk_daemon *d, struct sk_http_req *req, const ch
 void sk_route_execs_output(struct sk_daemon *d, struct sk_http_req *req)
 {
     struct sk_exec_rec e;
-    if (get_exec(d, req, &e) < 0)
+    if (sk_route_get_exec(d, req, &e) < 0)
         return;
     stream_output(d, req, e.id);
     sk_exec_rec_release(&e);
@@ -300,7 +276,7 @@ void sk_route_execs_stdin(struct sk_daemon *d, struct sk_http_req *req)
     if (sk_http_query_int(req, "eof", 0, 1, 0, &eof) < 0)
         return;
     struct sk_exec_rec e;
-    if (get_exec(d, req, &e) < 0)
+    if (sk_route_get_exec(d, req, &e) < 0)
         return;
     struct sk_error err = {0};
     int r = sk_sched_exec_stdin(d->sched, e.id, req->body, req->body_len, eof != 0, &err);
@@ -347,7 +323,7 @@ void sk_route_execs_signal(struct sk_daemon *d, struct sk_http_req *req)
         return;
     }
     struct sk_exec_rec e;
-    if (get_exec(d, req, &e) < 0)
+    if (sk_route_get_exec(d, req, &e) < 0)
         return;
     struct sk_error err = {0};
     if (sk_sched_exec_signal(d->sched, e.id, signo, &err) < 0) {
@@ -371,7 +347,7 @@ void sk_route_execs_resize(struct sk_daemon *d, struct sk_http_req *req)
     if (sk_http_decode_json(req, fields, SK_ARRAY_SIZE(fields)) < 0)
         return;
     struct sk_exec_rec e;
-    if (get_exec(d, req, &e) < 0)
+    if (sk_route_get_exec(d, req, &e) < 0)
         return;
     struct sk_error err = {0};
     if (sk_sched_exec_resize(d->sched, e.id, (uint16_t)rows, (uint16_t)cols, &err) < 0)
@@ -472,7 +448,7 @@ void sk_route_execs_wait(struct sk_daemon *d, struct sk_http_req *req)
     if (sk_http_query_int(req, "timeout", 0, WAIT_MAX_S, 60, &timeout_s) < 0)
         return;
     struct sk_exec_rec e;
-    if (get_exec(d, req, &e) < 0)
+    if (sk_route_get_exec(d, req, &e) < 0)
         return;
     wait_for(d, req, e.id, timeout_s * 1000, false);
     sk_exec_rec_release(&e);

@@ -19,36 +19,6 @@
 
 #define PATH_PARAM_MAX 4096
 
-/* agent_for - the agent of the running sandbox in the path, and the
- * required ?path= (or NULL when `want_path` is false). */
-static struct sk_agent *agent_for(struct sk_daemon *d, struct sk_http_req *req, bool want_path, const char **path)
-{
-    if (want_path) {
-        if (sk_http_query_str(req, "path", PATH_PARAM_MAX, path) < 0)
-            return NULL;
-        if (*path == NULL || (*path)[0] == '\0') {
-            sk_http_reply_api_error(req, SK_API_INVALID_ARGUMENT, "query 'path' is required");
-            return NULL;
-        }
-    }
-    struct sk_error err = {0};
-    struct sk_sandbox_rec rec;
-    memset(&rec, 0, sizeof(rec));
-    if (sk_sched_get(d->sched, sk_http_param(req, "id"), &rec, &err) < 0) {
-        sk_http_reply_error(req, &err);
-        return NULL;
-    }
-    struct sk_agent *a = sk_sched_agent(d->sched, rec.id, &err);
-    if (a == NULL) {
-        sk_http_reply_api_error(req, SK_API_FAILED_PRECONDITION, "sandbox '%s' is not running (state '%s')", rec.id,
-                                rec.state ? rec.state : "unknown");
-    } else {
-        sk_sched_touch(d->sched, rec.id);
-    }
-    sk_sandbox_rec_release(&rec);
-    return a;
-}
-
 static const char *type_name(char t)
 {
     switch (t) {
@@ -78,7 +48,7 @@ void sk_route_files_stat(struct sk_daemon *d, struct sk_http_req *req)
     int64_t follow = 1;
     if (sk_http_query_int(req, "follow", 0, 1, 1, &follow) < 0)
         return;
-    struct sk_agent *a = agent_for(d, req, true, &path);
+    struct sk_agent *a = sk_route_sandbox_agent(d, req, PATH_PARAM_MAX, &path, NULL);
     if (a == NULL)
         return;
     struct sk_error err = {0};
@@ -95,7 +65,7 @@ void sk_route_files_list(struct sk_daemon *d, struct sk_http_req *req)
     int64_t recursive = 0;
     if (sk_http_query_int(req, "recursive", 0, 1, 0, &recursive) < 0)
         return;
-    struct sk_agent *a = agent_for(d, req, true, &path);
+    struct sk_agent *a = sk_route_sandbox_agent(d, req, PATH_PARAM_MAX, &path, NULL);
     if (a == NULL)
         return;
     struct sk_error err = {0};
@@ -126,7 +96,7 @@ void sk_route_files_mkdir(struct sk_daemon *d, struct sk_http_req *req)
     };
     if (sk_http_decode_json(req, fields, SK_ARRAY_SIZE(fields)) < 0)
         return;
-    struct sk_agent *a = agent_for(d, req, false, NULL);
+    struct sk_agent *a = sk_route_sandbox_agent(d, req, 0, NULL, NULL);
     if (a == NULL)
         return;
     struct sk_error err = {0};
@@ -145,7 +115,7 @@ void sk_route_files_remove(struct sk_daemon *d, struct sk_http_req *req)
     int64_t recursive = 0;
     if (sk_http_query_int(req, "recursive", 0, 1, 0, &recursive) < 0)
         return;
-    struct sk_agent *a = agent_for(d, req, true, &path);
+    struct sk_agent *a = sk_route_sandbox_agent(d, req, PATH_PARAM_MAX, &path, NULL);
     if (a == NULL)
         return;
     struct sk_error err = {0};
@@ -168,7 +138,7 @@ void sk_route_files_move(struct sk_daemon *d, struct sk_http_req *req)
     };
     if (sk_http_decode_json(req, fields, SK_ARRAY_SIZE(fields)) < 0)
         return;
-    struct sk_agent *a = agent_for(d, req, false, NULL);
+    struct sk_agent *a = sk_route_sandbox_agent(d, req, 0, NULL, NULL);
     if (a == NULL)
         return;
     struct sk_error err = {0};
@@ -221,7 +191,7 @@ void sk_route_files_read(struct sk_daemon *d, struct sk_http_req *req)
     if (sk_http_query_int(req, "offset", 0, INT64_MAX / 2, 0, &offset) < 0 ||
         sk_http_query_int(req, "length", 0, INT64_MAX / 2, -1, &length) < 0)
         return;
-    struct sk_agent *a = agent_for(d, req, true, &path);
+    struct sk_agent *a = sk_route_sandbox_agent(d, req, PATH_PARAM_MAX, &path, NULL);
     if (a == NULL)
         return;
     struct sk_error err = {0};
@@ -327,7 +297,8 @@ void sk_route_files_write(struct sk_daemon *d, struct sk_http_req *req)
         }
         mode = m;
     }
-    struct sk_agent *a = agent_for(d, req, true, &path);
+    char *sandbox_id = NULL;
+    struct sk_agent *a = sk_route_sandbox_agent(d, req, PATH_PARAM_MAX, &path, &sandbox_id);
     if (a == NULL)
         return;
     struct sk_error err = {0};
@@ -335,11 +306,7 @@ void sk_route_files_write(struct sk_daemon *d, struct sk_http_req *req)
     w->d = d;
     w->fd = -1;
     w->path = xstrdup(path);
-    struct sk_sandbox_rec rec;
-    memset(&rec, 0, sizeof(rec));
-    sk_sched_get(d->sched, sk_http_param(req, "id"), &rec, NULL);
-    w->sandbox_id = xstrdup(rec.id ? rec.id : "");
-    sk_sandbox_rec_release(&rec);
+    w->sandbox_id = sandbox_id;
     if (sk_agent_write_begin(a, path, (uint32_t)mode, &w->fd, &w->handle, &err) < 0) {
         file_write_closed(req, w);
         sk_http_reply_error(req, &err);
@@ -441,20 +408,14 @@ void sk_route_files_watch(struct sk_daemon *d, struct sk_http_req *req)
     int64_t recursive = 0;
     if (sk_http_query_int(req, "recursive", 0, 1, 0, &recursive) < 0)
         return;
-    if (agent_for(d, req, true, &path) == NULL)
+    _cleanup_free_ char *sandbox_id = NULL;
+    if (sk_route_sandbox_agent(d, req, PATH_PARAM_MAX, &path, &sandbox_id) == NULL)
         return;
     struct sk_error err = {0};
-    struct sk_sandbox_rec rec;
-    memset(&rec, 0, sizeof(rec));
-    if (sk_sched_get(d->sched, sk_http_param(req, "id"), &rec, &err) < 0) {
-        sk_http_reply_error(req, &err);
-        return;
-    }
     struct file_watch *w = xcalloc(1, sizeof(*w));
     w->d = d;
     w->req = req;
-    int r = sk_sched_watch_files(d->sched, rec.id, path, recursive != 0, file_watch_event, w, &w->id, &err);
-    sk_sandbox_rec_release(&rec);
+    int r = sk_sched_watch_files(d->sched, sandbox_id, path, recursive != 0, file_watch_event, w, &w->id, &err);
     if (r < 0) {
         free(w);
         sk_http_reply_error(req, &err);

@@ -89,35 +89,6 @@
 #define TAR_CHUNK (64 * 1024)      /* a download reads files in pieces of this size */
 #define TAR_STACK_SIZE (1024 * 1024)
 
-/* tar_target - the running sandbox named in the path (*id: its id, caller
- * frees) and the required ?path=; answers the request and returns NULL when
- * either is wrong. The agent is borrowed for the current loop callback. */
-static struct sk_agent *tar_target(struct sk_daemon *d, struct sk_http_req *req, const char **dir, char **id)
-{
-    if (sk_http_query_str(req, "path", TAR_PATH_MAX, dir) < 0)
-        return NULL;
-    if (*dir == NULL || (*dir)[0] == '\0') {
-        sk_http_reply_api_error(req, SK_API_INVALID_ARGUMENT, "query 'path' is required");
-        return NULL;
-    }
-    struct sk_error err = {0};
-    struct sk_sandbox_rec rec;
-    memset(&rec, 0, sizeof(rec));
-    if (sk_sched_get(d->sched, sk_http_param(req, "id"), &rec, &err) < 0) {
-        sk_http_reply_error(req, &err);
-        return NULL;
-    }
-    struct sk_agent *a = sk_sched_agent(d->sched, rec.id, &err);
-    if (a == NULL) {
-        sk_http_reply_api_error(req, SK_API_FAILED_PRECONDITION, "sandbox '%s' is not running (state '%s')", rec.id,
-                                rec.state ? rec.state : "unknown");
-    } else {
-        *id = xstrdup(rec.id);
-    }
-    sk_sandbox_rec_release(&rec);
-    return a;
-}
-
 /* agent_again - the sandbox's agent for one synchronous call, looked up anew
  * each time: between two loop callbacks the sandbox may have ended. */
 static struct sk_agent *agent_again(struct sk_daemon *d, const char *id, struct sk_error *err)
@@ -634,7 +605,7 @@ void sk_route_files_tar_put(struct sk_daemon *d, struct sk_http_req *req)
 {
     const char *dir = NULL;
     char *id = NULL;
-    struct sk_agent *a = tar_target(d, req, &dir, &id);
+    struct sk_agent *a = sk_route_sandbox_agent(d, req, TAR_PATH_MAX, &dir, &id);
     if (a == NULL)
         return;
     struct sk_error err = {0};
@@ -825,7 +796,7 @@ void sk_route_files_tar_get(struct sk_daemon *d, struct sk_http_req *req)
         return;
     const char *dir = NULL;
     char *id = NULL;
-    struct sk_agent *a = tar_target(d, req, &dir, &id);
+    struct sk_agent *a = sk_route_sandbox_agent(d, req, TAR_PATH_MAX, &dir, &id);
     if (a == NULL)
         return;
     struct tar_get *g = xcalloc(1, sizeof(*g));

@@ -750,30 +750,6 @@ static void ws_req_closed(struct sk_http_req *req, void *ctx)
     ws_free(ctx);
 }
 
-/* find_exec - the exec, checked to belong to the sandbox in the path. */
-static int find_exec(struct sk_daemon *d, struct sk_http_req *req, struct sk_exec_rec *e)
-{
-    struct sk_error err = {0};
-    memset(e, 0, sizeof(*e));
-    const char *eid = sk_http_param(req, "exec");
-    if (sk_store_exec_get(d->store, eid, e, &err) < 0) {
-        sk_http_reply_error(req, &err);
-        return -1;
-    }
-    struct sk_sandbox_rec sb;
-    memset(&sb, 0, sizeof(sb));
-    if (sk_sched_get(d->sched, sk_http_param(req, "id"), &sb, &err) < 0 || strcmp(sb.id, e->sandbox_id) != 0) {
-        sk_sandbox_rec_release(&sb);
-        sk_exec_rec_release(e);
-        sk_http_reply_api_error(req, SK_API_NOT_FOUND, "exec '%s' not found in sandbox '%s'", eid,
-                                sk_http_param(req, "id"));
-        return -1;
-    }
-    sk_sched_touch(d->sched, sb.id);
-    sk_sandbox_rec_release(&sb);
-    return 0;
-}
-
 void sk_route_execs_attach(struct sk_daemon *d, struct sk_http_req *req)
 {
     char accept[WS_ACCEPT_LEN + 1];
@@ -782,7 +758,7 @@ void sk_route_execs_attach(struct sk_daemon *d, struct sk_http_req *req)
         sk_http_query_int(req, "ping_ms", WS_PING_MIN_MS, WS_PING_MAX_MS, WS_PING_DEFAULT_MS, &ping_ms) < 0)
         return;
     struct sk_exec_rec e;
-    if (find_exec(d, req, &e) < 0)
+    if (sk_route_get_exec(d, req, &e) < 0)
         return;
     if (!e.pty) {
         sk_http_reply_api_error(req, SK_API_FAILED_PRECONDITION,
