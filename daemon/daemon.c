@@ -280,6 +280,43 @@ static void on_exec_end(void *ctx, const struct sk_exec_rec *rec)
         sk_metric_observe(d->m.exec_duration, NULL, (double)(rec->ended_at - rec->created_at) / 1000.0);
 }
 
+/* pool_start - the warm pool, before the manager that claims from it. Its
+ * refill thread starts filling at once; it only makes sandboxes of its own
+ * (fresh ids), so the recovery that follows never sees them, and a crash
+ * leaves them to the next start's stale sweep. */
+static int pool_start(struct sk_daemon *d, struct sk_error *err)
+{
+    const struct sk_daemon_config *c = &d->cfg;
+    if (c->pool_size == 0 && c->n_pool_keys == 0) {
+        sk_log_info("warm pool disabled: every sandbox is created on request");
+        return 0;
+    }
+    struct sk_pool_key_config keys[SK_POOL_KEYS_MAX];
+    size_t n = 0;
+    bool have_default = false;
+    for (size_t i = 0; i < c->n_pool_keys && n < SK_POOL_KEYS_MAX; i++) {
+        keys[n] = c->pool_keys[i];
+        const char *img = keys[n].image;
+        if ((img == NULL || strcmp(img, "host") == 0) && keys[n].net == SK_NET_NONE &&
+            (keys[n].disk_bytes == 0 || keys[n].disk_bytes == SK_SANDBOX_DEFAULT_DISK))
+            have_default = true;
+        n++;
+    }
+    if (!have_default && c->pool_size > 0 && n < SK_POOL_KEYS_MAX)
+        keys[n++] = (struct sk_pool_key_config){.image = "host", .min = c->pool_size};
+    struct sk_pool_config pc = {
+        .keys = keys,
+        .n_keys = n,
+        .max_per_key = c->pool_max,
+        .idle_ms = (int64_t)c->pool_idle_s * 1000,
+        .adaptive_new_keys = true,
+    };
+    int r = sk_pool_new(d->rt, &pc, &d->pool, err);
+    if (r < 0)
+        return sk_error_prefix(err, "warm pool");
+    return 0;
+}
+
 int sk_daemon_init(struct sk_daemon *d, const struct sk_daemon_config *cfg, struct sk_error *err)
 {
     memset(d, 0, sizeof(*d));
@@ -348,6 +385,9 @@ int sk_daemon_init(struct sk_daemon *d, const struct sk_daemon_config *cfg, stru
     if (r < 0)
         return sk_error_prefix(err, "sandbox runtime");
     sk_loop_adapter_init(&d->loop_ops, d->loop);
+    r = pool_start(d, err);
+    if (r < 0)
+        return r;
     struct sk_sched_config sc = {
         .data_dir = d->data_dir,
         .default_timeout_ms = (int64_t)d->cfg.sandbox_timeout_s * 1000,
@@ -356,6 +396,7 @@ int sk_daemon_init(struct sk_daemon *d, const struct sk_daemon_config *cfg, stru
         .on_sandbox = on_sandbox_change,
         .on_exec_end = on_exec_end,
         .observer_ctx = d,
+        .pool = d->pool,
     };
     r = sk_sched_new(d->rt, d->store, &d->loop_ops.ops, &sc, &d->sched, err);
     if (r < 0)
@@ -389,6 +430,8 @@ void sk_daemon_release(struct sk_daemon *d)
     /* Then the sandboxes (each ends as "terminated", "server shutdown"). */
     sk_sched_free(d->sched);
     d->sched = NULL;
+    sk_pool_free(d->pool); /* its ready sandboxes are nobody's: destroyed */
+    d->pool = NULL;
     if (d->loop != NULL)
         sk_loop_adapter_release(&d->loop_ops);
     sk_runtime_free(d->rt);

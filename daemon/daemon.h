@@ -18,6 +18,7 @@
 #include "metrics.h"
 #include "router.h"
 #include "loop_ops.h"
+#include "runtime/pool.h"
 #include "runtime/runtime.h"
 #include "sched/sandboxes.h"
 #include "store/store.h"
@@ -39,6 +40,14 @@ struct sk_daemon_config {
     unsigned sandbox_timeout_s;     /* default sandbox lifetime; 0: 300 */
     unsigned max_sandbox_timeout_s; /* largest timeout a request may ask for; 0: none */
     unsigned retention_s;           /* ended sandboxes stay queryable this long; 0: 24 h */
+    /* The warm pool (runtime/pool.h). pool_size: ready sandboxes always kept
+     * for the default key (host image, default disk, network none); with
+     * pool_size 0 and no pool_keys there is no pool at all. */
+    unsigned pool_size;
+    unsigned pool_max;                          /* adaptive growth bound per key; 0: 64 */
+    unsigned pool_idle_s;                       /* back to the minimum after this long without a claim; 0: 60 */
+    const struct sk_pool_key_config *pool_keys; /* --pool KEY options (borrowed) */
+    size_t n_pool_keys;
 };
 
 /* Metrics the daemon exports; handlers feed them, e.g.
@@ -69,6 +78,7 @@ struct sk_daemon {
     struct sk_runtime *rt;           /* sandboxes' runtime (<data_dir>/runtime) */
     struct sk_loop_adapter loop_ops; /* the loop as lib/sched sees it */
     struct sk_sched *sched;          /* API sandboxes and execs */
+    struct sk_pool *pool;            /* the warm pool, or NULL */
     size_t n_running;                /* for skiff_sandboxes{state="running"} */
     bool stopping;
     struct sk_loop_timer stop_timer;

@@ -17,6 +17,7 @@
 #define DEFAULT_MAX_CONNECTIONS 1024
 #define DEFAULT_MAX_PER_IP 256
 #define DEFAULT_IDLE_TIMEOUT_S 60
+#define DEFAULT_POOL_SIZE 4
 #define FD_RESERVE 64 /* descriptors kept for the store, sandboxes, logs */
 
 static void usage(FILE *f)
@@ -35,12 +36,20 @@ static void usage(FILE *f)
             "  --sandbox-timeout SECS default lifetime of a sandbox (default 300)\n"
             "  --max-sandbox-timeout SECS  largest timeout a request may ask for (default: none)\n"
             "  --retention SECS       how long ended sandboxes stay queryable (default 86400)\n"
+            "  --pool-size N          warm pool: ready sandboxes always kept for the default\n"
+            "                         key (host image, 1G disk, network none); 0 turns the\n"
+            "                         pool off unless --pool names keys (default %d)\n"
+            "  --pool-max N           adaptive growth bound per pool key (default 64)\n"
+            "  --pool-idle SECS       a key without claims this long shrinks to its\n"
+            "                         minimum (default 60)\n"
+            "  --pool KEY             keep a pool for KEY, repeatable: image=host|/ROOTFS\n"
+            "                         [,disk=SIZE][,net=none][,min=N][,max=N]\n"
             "  --log-level LEVEL      error, warn, info or debug (default info, or $SKIFF_LOG)\n"
             "  --debug-routes         also serve /v1/debug/* (for tests)\n"
             "  --version              print the version\n"
             "  --help                 this text\n",
             SK_DAEMON_DEFAULT_LISTEN, DEFAULT_DATA_DIR, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PER_IP,
-            DEFAULT_IDLE_TIMEOUT_S);
+            DEFAULT_IDLE_TIMEOUT_S, DEFAULT_POOL_SIZE);
 }
 
 static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max, unsigned *out)
@@ -54,6 +63,56 @@ static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max
     }
     *out = (unsigned)v;
     return 0;
+}
+
+/* parse_pool_key - "image=host,disk=2G,net=none,min=2,max=16" (image
+ * first and required, the rest optional in any order). The image string
+ * points into s (argv), which outlives the daemon. */
+static int parse_pool_key(char *s, struct sk_pool_key_config *k)
+{
+    memset(k, 0, sizeof(*k));
+    char *save = NULL;
+    bool first = true;
+    for (char *f = strtok_r(s, ",", &save); f != NULL; f = strtok_r(NULL, ",", &save), first = false) {
+        char *eq = strchr(f, '=');
+        if (eq == NULL)
+            goto bad;
+        *eq = '\0';
+        const char *v = eq + 1;
+        struct sk_error e = {0};
+        int64_t size = 0;
+        unsigned n = 0;
+        if (first != (strcmp(f, "image") == 0))
+            goto bad;
+        if (strcmp(f, "image") == 0) {
+            if (strcmp(v, "host") != 0 && v[0] != '/')
+                goto bad;
+            k->image = v;
+        } else if (strcmp(f, "disk") == 0) {
+            if (sk_parse_size(v, &size, &e) < 0 || size < 1024 * 1024)
+                goto bad;
+            k->disk_bytes = size;
+        } else if (strcmp(f, "net") == 0) {
+            if (strcmp(v, "none") != 0)
+                goto bad;
+            k->net = SK_NET_NONE;
+        } else if (strcmp(f, "min") == 0) {
+            if (parse_uint("--pool min", v, 0, 4096, &n) < 0)
+                return -1;
+            k->min = n;
+        } else if (strcmp(f, "max") == 0) {
+            if (parse_uint("--pool max", v, 1, 4096, &n) < 0)
+                return -1;
+            k->max = n;
+        } else {
+            goto bad;
+        }
+    }
+    if (k->image != NULL)
+        return 0;
+bad:
+    fprintf(stderr, "skiffd: --pool wants image=host|/ROOTFS[,disk=SIZE][,net=none][,min=N][,max=N]\n");
+    return -1;
 }
 
 static int parse_level(const char *s, enum sk_log_level *out)
@@ -101,6 +160,10 @@ int main(int argc, char **argv)
         OPT_SB_MAX_TIMEOUT,
         OPT_RETENTION,
         OPT_LOG,
+        OPT_POOL_SIZE,
+        OPT_POOL_MAX,
+        OPT_POOL_IDLE,
+        OPT_POOL,
         OPT_DEBUG,
         OPT_VERSION,
         OPT_HELP
@@ -116,6 +179,10 @@ int main(int argc, char **argv)
         {"max-sandbox-timeout", required_argument, NULL, OPT_SB_MAX_TIMEOUT},
         {"retention", required_argument, NULL, OPT_RETENTION},
         {"log-level", required_argument, NULL, OPT_LOG},
+        {"pool-size", required_argument, NULL, OPT_POOL_SIZE},
+        {"pool-max", required_argument, NULL, OPT_POOL_MAX},
+        {"pool-idle", required_argument, NULL, OPT_POOL_IDLE},
+        {"pool", required_argument, NULL, OPT_POOL},
         {"debug-routes", no_argument, NULL, OPT_DEBUG},
         {"version", no_argument, NULL, OPT_VERSION},
         {"help", no_argument, NULL, OPT_HELP},
@@ -128,7 +195,10 @@ int main(int argc, char **argv)
         .max_connections = DEFAULT_MAX_CONNECTIONS,
         .max_per_ip = DEFAULT_MAX_PER_IP,
         .idle_timeout_s = DEFAULT_IDLE_TIMEOUT_S,
+        .pool_size = DEFAULT_POOL_SIZE,
     };
+    static struct sk_pool_key_config pool_keys[SK_POOL_KEYS_MAX];
+    cfg.pool_keys = pool_keys;
     enum sk_log_level level = SK_LOG_INFO;
     if (getenv("SKIFF_LOG") != NULL && parse_level(getenv("SKIFF_LOG"), &level) < 0)
         level = SK_LOG_INFO;
@@ -173,6 +243,27 @@ int main(int argc, char **argv)
         case OPT_LOG:
             if (parse_level(optarg, &level) < 0)
                 return 2;
+            break;
+        case OPT_POOL_SIZE:
+            if (parse_uint("--pool-size", optarg, 0, 4096, &cfg.pool_size) < 0)
+                return 2;
+            break;
+        case OPT_POOL_MAX:
+            if (parse_uint("--pool-max", optarg, 1, 4096, &cfg.pool_max) < 0)
+                return 2;
+            break;
+        case OPT_POOL_IDLE:
+            if (parse_uint("--pool-idle", optarg, 1, 86400, &cfg.pool_idle_s) < 0)
+                return 2;
+            break;
+        case OPT_POOL:
+            if (cfg.n_pool_keys >= SK_POOL_KEYS_MAX) {
+                fprintf(stderr, "skiffd: at most %d --pool keys\n", SK_POOL_KEYS_MAX);
+                return 2;
+            }
+            if (parse_pool_key(optarg, &pool_keys[cfg.n_pool_keys]) < 0)
+                return 2;
+            cfg.n_pool_keys++;
             break;
         case OPT_DEBUG: cfg.debug_routes = true; break;
         case OPT_VERSION: printf("skiffd %s\n", SK_DAEMON_VERSION); return 0;

@@ -6,6 +6,7 @@ const struct sk_route sk_api_routes[] = {
     {"GET", "/healthz", sk_route_healthz, SK_ROUTE_NO_AUTH, 0},
     {"GET", "/metrics", sk_route_metrics, 0, 0},
     {"GET", "/v1/version", sk_route_version, 0, 0},
+    {"GET", "/v1/pool", sk_route_pool, 0, 0},
 
     {"POST", "/v1/tokens", sk_route_tokens_create, 0, 0},
     {"GET", "/v1/tokens", sk_route_tokens_list, 0, 0},

@@ -60,6 +60,10 @@ extern const size_t sk_debug_routes_len;
 void sk_route_healthz(struct sk_daemon *d, struct sk_http_req *req);
 void sk_route_version(struct sk_daemon *d, struct sk_http_req *req);
 void sk_route_metrics(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_pool(struct sk_daemon *d, struct sk_http_req *req);
+/* sk_pool_metrics_render - the warm pool's series in Prometheus text (empty
+ * without a pool); the caller frees it. */
+char *sk_pool_metrics_render(struct sk_daemon *d, size_t *len);
 
 /* routes_tokens.c */
 void sk_route_tokens_create(struct sk_daemon *d, struct sk_http_req *req);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 #include "base/log.h"
 #include "base/util.h"
@@ -135,7 +136,8 @@ static int copy_tree_at(int sdir, const char *sname, int ddir, const char *dname
 
 static int build_host_skeleton(const char *dir, struct sk_error *err)
 {
-    _cleanup_free_ char *tmp = xasprintf("%s.tmp.%d", dir, (int)getpid());
+    /* Per thread: a daemon's pool thread may build it while a request does. */
+    _cleanup_free_ char *tmp = xasprintf("%s.tmp.%d.%ld", dir, (int)getpid(), (long)syscall(SYS_gettid));
     if (mkdir(tmp, 0755) < 0)
         return sk_error_set(err, errno, "mkdir '%s'", tmp);
     int ret = -1;

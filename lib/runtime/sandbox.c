@@ -62,10 +62,19 @@ struct sk_sandbox {
     char *dir; /* persistent: <state>/sandboxes/<id> */
     int64_t deadline_ns;
     enum sk_end_reason reason;
+    uint64_t cpu_base_usec; /* CPU time before sk_sandbox_claim: not the user's */
     char env_hostname[80];
     const char *default_env[6];
     const char *default_env_pty[7];
 };
+
+const char *sk_net_mode_name(enum sk_net_mode m)
+{
+    switch (m) {
+    case SK_NET_NONE: return "none";
+    }
+    return "unknown";
+}
 
 const char *sk_end_reason_name(enum sk_end_reason r)
 {
@@ -651,6 +660,11 @@ static void abandon(struct sk_sandbox *sb)
     free(sb);
 }
 
+int sk_sandbox_spec_validate(const struct sk_sandbox_spec *spec, struct sk_error *err)
+{
+    return validate_spec(spec, err);
+}
+
 int sk_sandbox_create(struct sk_runtime *rt, const struct sk_sandbox_spec *spec, struct sk_sandbox **out,
                       struct sk_error *err)
 {
@@ -1096,7 +1110,35 @@ uint64_t sk_sandbox_oom_kills(struct sk_sandbox *sb)
 
 int sk_sandbox_usage(struct sk_sandbox *sb, struct sk_cgroup_usage *u, struct sk_error *err)
 {
-    return sk_cgroup_read_usage(sb->cgroup, u, err);
+    int ret = sk_cgroup_read_usage(sb->cgroup, u, err);
+    if (ret == 0)
+        u->cpu_usec = u->cpu_usec > sb->cpu_base_usec ? u->cpu_usec - sb->cpu_base_usec : 0;
+    return ret;
+}
+
+int sk_sandbox_claim(struct sk_sandbox *sb, const struct sk_cgroup_limits *lim, int64_t timeout_ms,
+                     struct sk_error *err)
+{
+    if (timeout_ms < 0)
+        return sk_error_setv(err, EINVAL, "timeout must not be negative");
+    if (lim->memory_bytes != 0 || lim->cpu != 0 || lim->pids != 0) {
+        int ret = sk_cgroup_set_limits(sb->cgroup, lim, err);
+        if (ret < 0)
+            return ret;
+    }
+    struct sk_cgroup_usage u;
+    if (sk_cgroup_read_usage(sb->cgroup, &u, NULL) == 0)
+        sb->cpu_base_usec = u.cpu_usec;
+    sb->deadline_ns = timeout_ms > 0 ? sk_now_ns() + timeout_ms * 1000000 : 0;
+    return 0;
+}
+
+bool sk_sandbox_is_alive(const struct sk_sandbox *sb)
+{
+    if (sb->pidfd < 0 || sb->reaped)
+        return false;
+    struct pollfd p = {.fd = sb->pidfd, .events = POLLIN};
+    return poll(&p, 1, 0) == 0;
 }
 
 int sk_sandbox_kill(struct sk_sandbox *sb, enum sk_end_reason reason, struct sk_error *err)

@@ -46,6 +46,8 @@
 #define SK_SANDBOX_DEFAULT_DISK (1024LL * 1024 * 1024)
 
 enum sk_net_mode { SK_NET_NONE = 0 };
+/* sk_net_mode_name - "none", ... (the API's and the pool keys' spelling). */
+const char *sk_net_mode_name(enum sk_net_mode m);
 
 struct sk_mount_spec {
     const char *source; /* absolute host path (directory or file) */
@@ -88,6 +90,10 @@ struct sk_sandbox;
  * feature (message names it). On failure nothing is left behind. */
 int sk_sandbox_create(struct sk_runtime *rt, const struct sk_sandbox_spec *spec, struct sk_sandbox **out,
                       struct sk_error *err);
+
+/* sk_sandbox_spec_validate - the checks sk_sandbox_create makes of a spec
+ * before it builds anything (EINVAL naming the field). */
+int sk_sandbox_spec_validate(const struct sk_sandbox_spec *spec, struct sk_error *err);
 
 /* sk_sandbox_free - kill everything, reap, remove the cgroup and release the
  * uid range; for a persistent sandbox also remove <state>/sandboxes/<id>
@@ -183,6 +189,18 @@ int64_t sk_sandbox_deadline_ns(const struct sk_sandbox *sb);
  * (PATH, HOME=/root, HOSTNAME, and TERM for a pty); NULL cwd is "/". */
 int sk_sandbox_exec(struct sk_sandbox *sb, const struct sk_agent_spawn *spawn, struct sk_agent_proc *proc,
                     struct sk_error *err);
+
+/* sk_sandbox_claim - make a sandbox built ahead of demand (runtime/pool.h)
+ * its user's: apply `lim` (a sandbox is built without limits, so all-zero
+ * limits cost nothing), set its lifetime to timeout_ms from now (0: none),
+ * and take the CPU time its pid 1 used so far as the baseline that
+ * sk_sandbox_usage subtracts, so the user is not charged for the time it
+ * waited in the pool. EINVAL for limits the cgroup refuses. */
+int sk_sandbox_claim(struct sk_sandbox *sb, const struct sk_cgroup_limits *lim, int64_t timeout_ms,
+                     struct sk_error *err);
+
+/* sk_sandbox_is_alive - its pid 1 still runs (its pidfd is not readable). */
+bool sk_sandbox_is_alive(const struct sk_sandbox *sb);
 
 /* sk_sandbox_oom_kills - OOM kills in the sandbox since it was created. */
 uint64_t sk_sandbox_oom_kills(struct sk_sandbox *sb);

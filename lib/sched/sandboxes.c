@@ -37,6 +37,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "runtime/agent.h"
+#include "runtime/pool.h"
 #include "runtime/sandbox.h"
 
 #define DEFAULT_TIMEOUT_MS (300LL * 1000)
@@ -165,6 +166,7 @@ struct sk_sched {
     void (*on_sandbox)(void *ctx, const struct sk_sandbox_rec *rec);
     void (*on_exec_end)(void *ctx, const struct sk_exec_rec *rec);
     void *observer_ctx;
+    struct sk_pool *pool;
     bool freeing;
     char *buf; /* READ_CHUNK bytes */
 };
@@ -1654,6 +1656,7 @@ int sk_sched_new(struct sk_runtime *rt, struct sk_store *st, const struct sk_loo
     s->on_sandbox = cfg->on_sandbox;
     s->on_exec_end = cfg->on_exec_end;
     s->observer_ctx = cfg->observer_ctx;
+    s->pool = cfg->pool;
     s->buf = xmalloc(READ_CHUNK);
     s->ino_fd = -1;
     int ret = sk_mkdir_p(s->sandboxes_dir, 0700, err);
@@ -2284,7 +2287,14 @@ int sk_sched_create(struct sk_sched *s, const struct sk_sandbox_req *req, struct
         .persistent = true, /* a restarted server adopts it (sk_sched_recover) */
     };
     struct sk_sandbox *sb = NULL;
-    ret = sk_sandbox_create(s->rt, &spec, &sb, err);
+    /* A ready sandbox from the warm pool when there is one: no namespace,
+     * mount or cgroup is made on this path then. */
+    ret = s->pool != NULL ? sk_pool_claim(s->pool, &spec, &sb, err) : 0;
+    bool pooled = ret > 0;
+    if (ret == 0)
+        ret = sk_sandbox_create(s->rt, &spec, &sb, err);
+    else if (ret > 0)
+        ret = 0;
     struct sk_sandbox_adopt_info info;
     char adopt[SK_SANDBOX_ADOPT_INFO_MAX];
     if (ret == 0 && (ret = sk_sandbox_describe(sb, &info, err)) == 0 &&
@@ -2308,12 +2318,17 @@ int sk_sched_create(struct sk_sched *s, const struct sk_sandbox_req *req, struct
     snprintf(e->id, sizeof(e->id), "%s", sk_sandbox_id(sb));
     e->rec = (struct sk_sandbox_rec){.id = xstrdup(e->id),
                                      .name = dup_or_null(req->name),
-                                     .state = xstrdup("creating"),
+                                     /* Without an entrypoint nothing happens between the
+                                        insert and "running": one commit instead of two. */
+                                     .state = xstrdup(req->entrypoint != NULL ? "creating" : "running"),
                                      .spec_json = steal_pointer(&spec_json),
                                      .tags_json = tags != NULL ? steal_pointer(&tags) : xstrdup("{}"),
                                      .created_at = created_at,
+                                     .started_at = req->entrypoint != NULL ? 0 : now_ms(),
                                      .exit_code = -1,
                                      .host_pid = sk_sandbox_pid(sb)};
+    if (pooled)
+        json_object_set_new(e->runtime, "pooled", json_true());
     runtime_json_sync(e);
     /* Committed with its adopt info before anything is reported: a crash
      * from here on leaves a record that recovery can act on. */
@@ -2357,18 +2372,20 @@ int sk_sched_create(struct sk_sched *s, const struct sk_sandbox_req *req, struct
         runtime_json_sync(e);
         sk_exec_rec_release(&xrec);
     }
-    set_str(&e->rec.state, "running");
-    e->rec.started_at = now_ms();
-    ret = sk_store_sandbox_update(s->st, &e->rec, err);
-    if (ret < 0) {
-        end_sandbox(e, "error", err->msg, -1);
-        return ret;
+    if (req->entrypoint != NULL) {
+        set_str(&e->rec.state, "running");
+        e->rec.started_at = now_ms();
+        ret = sk_store_sandbox_update(s->st, &e->rec, err);
+        if (ret < 0) {
+            end_sandbox(e, "error", err->msg, -1);
+            return ret;
+        }
     }
     /* The runtime's deadline, the same one an adoption re-arms. */
     timer_arm(s, &e->timeout_timer, ms_until(sk_sandbox_deadline_ns(sb), timeout), on_timeout, e);
     if (e->idle_timeout_ms > 0)
         timer_arm(s, &e->idle_timer, e->idle_timeout_ms, on_idle, e);
-    sk_log_info("sandbox '%s' running (pid %d)", e->id, (int)sk_sandbox_pid(sb));
+    sk_log_info("sandbox '%s' running (pid %d%s)", e->id, (int)sk_sandbox_pid(sb), pooled ? ", from the pool" : "");
     if (s->on_sandbox != NULL)
         s->on_sandbox(s->observer_ctx, &e->rec);
     sandbox_rec_copy(out, &e->rec);

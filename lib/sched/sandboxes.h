@@ -82,6 +82,10 @@ struct sk_sched_config {
     void (*on_sandbox)(void *ctx, const struct sk_sandbox_rec *rec);
     void (*on_exec_end)(void *ctx, const struct sk_exec_rec *rec);
     void *observer_ctx;
+    /* Optional warm pool (runtime/pool.h; borrowed, must outlive the
+     * manager): sk_sched_create claims a ready sandbox from it and creates
+     * one cold only on a miss. */
+    struct sk_pool *pool;
 };
 
 #define SK_EXEC_ID_LEN 19 /* "ex-" + 16 hex */
