@@ -5,7 +5,8 @@
  * fragments chosen by which filters are set, never from values. Writes are
  * single autocommit statements or explicit BEGIN IMMEDIATE transactions, so
  * each one is committed (and, with synchronous=FULL in WAL mode, fsync'd)
- * before the function returns.
+ * before the function returns - except exec records, which are committed
+ * but fsync'd lazily (see step_exec_write).
  */
 #include "store/store.h"
 
@@ -954,6 +955,23 @@ static void exec_from_row(sqlite3_stmt *stmt, struct sk_exec_rec *e)
     e->pty = sqlite3_column_int(stmt, 9) != 0;
 }
 
+/* step_exec_write - run a write of an exec record with synchronous=NORMAL:
+ * committed to the WAL (so it survives a crash of skiffd, kill -9
+ * included) but fsync'd only with the next FULL commit or checkpoint. An
+ * exec cannot outlive a power loss or a reboot anyway (its process dies
+ * with the machine, and its sandbox is then recorded lost with every exec
+ * it had), and two fsyncs per exec were most of an exec round trip. Every
+ * other record stays FULL. */
+static int step_exec_write(struct sk_store *st, sqlite3_stmt *stmt, int *constraint, const char *what,
+                           struct sk_error *err)
+{
+    sqlite3_exec(st->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+    int ret = step_done(st, stmt, constraint, what, err);
+    if (sqlite3_exec(st->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK && ret == 0)
+        ret = sk_error_setv(err, EIO, "restore synchronous=FULL: %s", sqlite3_errmsg(st->db));
+    return ret;
+}
+
 int sk_store_exec_insert(struct sk_store *st, const struct sk_exec_rec *e, struct sk_error *err)
 {
     if (e->id == NULL || e->id[0] == '\0' || e->sandbox_id == NULL || e->state == NULL || e->argv_json == NULL)
@@ -973,7 +991,7 @@ int sk_store_exec_insert(struct sk_store *st, const struct sk_exec_rec *e, struc
     sqlite3_bind_int64(stmt, 9, e->ended_at);
     sqlite3_bind_int(stmt, 10, e->pty ? 1 : 0);
     int constraint = 0;
-    ret = step_done(st, stmt, &constraint, "insert exec", err);
+    ret = step_exec_write(st, stmt, &constraint, "insert exec", err);
     if (constraint == SQLITE_CONSTRAINT_PRIMARYKEY)
         return sk_error_setv(err, EEXIST, "an exec with id '%s' already exists", e->id);
     if (constraint == SQLITE_CONSTRAINT_FOREIGNKEY)
@@ -1017,7 +1035,7 @@ int sk_store_exec_update(struct sk_store *st, const struct sk_exec_rec *e, struc
     sqlite3_bind_int(stmt, 4, e->signal);
     sqlite3_bind_int(stmt, 5, e->timed_out ? 1 : 0);
     sqlite3_bind_int64(stmt, 6, e->ended_at);
-    ret = step_done(st, stmt, NULL, "update exec", err);
+    ret = step_exec_write(st, stmt, NULL, "update exec", err);
     if (ret < 0)
         return ret;
     if (sqlite3_changes(st->db) == 0)

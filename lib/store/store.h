@@ -119,6 +119,9 @@ struct sk_exec_rec {
 };
 void sk_exec_rec_release(struct sk_exec_rec *e);
 
+/* Exec writes are committed before they return (a crash of the process
+ * loses nothing) but fsync'd with the next sandbox or token write: an exec
+ * does not outlive a power loss anyway. */
 int sk_store_exec_insert(struct sk_store *st, const struct sk_exec_rec *e, struct sk_error *err);
 int sk_store_exec_get(struct sk_store *st, const char *id, struct sk_exec_rec *out, struct sk_error *err);
 int sk_store_exec_update(struct sk_store *st, const struct sk_exec_rec *e, struct sk_error *err);
