@@ -88,6 +88,8 @@ json_t *sk_sandbox_json(const struct sk_sandbox_rec *r)
     json_t *rt = r->runtime_json ? json_loads(r->runtime_json, 0, NULL) : NULL;
     json_t *ep = rt ? json_object_get(rt, "entrypoint_exec") : NULL;
     json_object_set_new(o, "entrypoint_exec", json_is_string(ep) ? json_string(json_string_value(ep)) : json_null());
+    /* made ahead of demand by the warm pool (false: made on request) */
+    json_object_set_new(o, "pooled", json_boolean(rt != NULL && json_is_true(json_object_get(rt, "pooled"))));
     json_decref(rt);
     return o;
 }
