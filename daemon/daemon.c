@@ -280,6 +280,18 @@ static void on_exec_end(void *ctx, const struct sk_exec_rec *rec)
         sk_metric_observe(d->m.exec_duration, NULL, (double)(rec->ended_at - rec->created_at) / 1000.0);
 }
 
+/* pool_prepare - on the pool's refill thread: the directory the sandbox's
+ * exec output will go to, so its first exec does not make it. */
+static int pool_prepare(void *ctx, struct sk_sandbox *sb)
+{
+    struct sk_daemon *d = ctx;
+    struct sk_error err = {0};
+    int r = sk_sched_prepare_dir(d->data_dir, sk_sandbox_id(sb), &err);
+    if (r < 0)
+        sk_log_warn("pool: %s", err.msg);
+    return r;
+}
+
 /* pool_start - the warm pool, before the manager that claims from it. Its
  * refill thread starts filling at once; it only makes sandboxes of its own
  * (fresh ids), so the recovery that follows never sees them, and a crash
@@ -310,6 +322,8 @@ static int pool_start(struct sk_daemon *d, struct sk_error *err)
         .max_per_key = c->pool_max,
         .idle_ms = (int64_t)c->pool_idle_s * 1000,
         .adaptive_new_keys = true,
+        .prepare = pool_prepare,
+        .prepare_ctx = d,
     };
     int r = sk_pool_new(d->rt, &pc, &d->pool, err);
     if (r < 0)

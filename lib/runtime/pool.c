@@ -62,8 +62,12 @@ struct sk_pool {
     size_t n_keys;
     unsigned max_per_key, max_total, total_ready;
     int64_t idle_ns;
+    int64_t quiet_ns;
+    int64_t last_claim_ns; /* of any key */
     bool adaptive_new_keys;
     int nice;
+    int (*prepare)(void *ctx, struct sk_sandbox *sb);
+    void *prepare_ctx;
 };
 
 static const double refill_bounds[8] = SK_POOL_REFILL_BUCKETS;
@@ -247,6 +251,8 @@ static struct key *pick_work(struct sk_pool *p, int64_t now, struct pooled **sur
         }
         if (k->ready >= t || now < k->backoff_until_ns)
             continue;
+        if (k->ready > 0 && now - p->last_claim_ns < p->quiet_ns)
+            continue; /* a claim just happened: let its first commands run */
         if (t - k->ready > best_gap) {
             best_gap = t - k->ready;
             best = k;
@@ -285,13 +291,17 @@ static void *refill_main(void *arg)
             continue;
         }
         if (k == NULL) {
+            /* Re-check as demand ages out, or when a claim's quiet period
+             * (see pick_work) ends; a claim wakes us at once. */
+            int64_t wait_ns = 200 * 1000000LL;
+            int64_t since = now - p->last_claim_ns;
+            if (since < p->quiet_ns && p->quiet_ns - since + 1000000 < wait_ns)
+                wait_ns = p->quiet_ns - since + 1000000;
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 200 * 1000000L; /* re-check targets as demand ages out */
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            int64_t ns = (int64_t)ts.tv_nsec + wait_ns;
+            ts.tv_sec += (time_t)(ns / 1000000000);
+            ts.tv_nsec = (long)(ns % 1000000000);
             pthread_cond_timedwait(&p->wake, &p->mu, &ts);
             continue;
         }
@@ -311,6 +321,9 @@ static void *refill_main(void *arg)
             e->sb = sb;
             if (image_identity(p, image, &e->img_dev, &e->img_ino) < 0) {
                 ret = sk_error_setv(&err, ENOENT, "image '%s' is gone", image);
+                destroy_list(steal_pointer(&e));
+            } else if (p->prepare != NULL && p->prepare(p->prepare_ctx, sb) < 0) {
+                ret = sk_error_setv(&err, EIO, "preparing sandbox '%s' failed", sk_sandbox_id(sb));
                 destroy_list(steal_pointer(&e));
             }
         }
@@ -347,6 +360,9 @@ int sk_pool_new(struct sk_runtime *rt, const struct sk_pool_config *cfg, struct 
     p->idle_ns = (cfg->idle_ms > 0 ? cfg->idle_ms : 60000) * 1000000;
     p->adaptive_new_keys = cfg->adaptive_new_keys;
     p->nice = cfg->nice != 0 ? cfg->nice : 10;
+    p->quiet_ns = (cfg->quiet_ms > 0 ? cfg->quiet_ms : 20) * 1000000;
+    p->prepare = cfg->prepare;
+    p->prepare_ctx = cfg->prepare_ctx;
     pthread_mutex_init(&p->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -448,6 +464,7 @@ int sk_pool_claim(struct sk_pool *p, const struct sk_sandbox_spec *spec, struct 
         return 0;
     }
     note_demand(k, now);
+    p->last_claim_ns = now;
     struct pooled *e = pop_ready(p, k);
     if (e == NULL)
         k->misses++;

@@ -124,6 +124,7 @@ struct sched_sandbox {
     int64_t last_activity_ns;
     uint64_t timeout_timer, idle_timer, pump_timer, gone_timer;
     bool agent_watched, pidfd_watched;
+    bool execs_dir_made; /* <sandboxes_dir>/<id>/execs exists (made once, kept while it runs) */
     bool agent_gone; /* skiff-init's connection reached EOF */
     struct sched_exec *execs;
     struct sched_exec *entrypoint;
@@ -1517,8 +1518,9 @@ static int exec_start(struct sched_sandbox *e, const struct sk_exec_req *req, bo
 
     char dir[PATH_MAX], paths[2][PATH_MAX], proc_path[PATH_MAX];
     snprintf(dir, sizeof(dir), "%s/%s/execs", s->sandboxes_dir, e->id);
-    if ((ret = sk_mkdir_p(dir, 0700, err)) < 0)
+    if (!e->execs_dir_made && (ret = sk_mkdir_p(dir, 0700, err)) < 0)
         return ret;
+    e->execs_dir_made = true;
     exec_output_path(s, e->id, id, "proc", proc_path, sizeof(proc_path));
     /* In a persistent sandbox the process writes its files itself, so its
      * output survives us; a pty's output is read from the master. */
@@ -2390,6 +2392,13 @@ int sk_sched_create(struct sk_sched *s, const struct sk_sandbox_req *req, struct
         s->on_sandbox(s->observer_ctx, &e->rec);
     sandbox_rec_copy(out, &e->rec);
     return 0;
+}
+
+int sk_sched_prepare_dir(const char *data_dir, const char *sandbox_id, struct sk_error *err)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s/sandboxes/%s/execs", data_dir, sandbox_id);
+    return sk_mkdir_p(dir, 0700, err);
 }
 
 int sk_sched_get(struct sk_sched *s, const char *id_or_name, struct sk_sandbox_rec *out, struct sk_error *err)

@@ -178,6 +178,13 @@ struct sk_sandbox_req {
 int sk_sched_create(struct sk_sched *s, const struct sk_sandbox_req *req, struct sk_sandbox_rec *out,
                     struct sk_error *err);
 
+/* sk_sched_prepare_dir - create <data_dir>/sandboxes/<sandbox_id>/execs
+ * ahead of the sandbox's first exec (the warm pool's refill thread does it
+ * for the sandboxes it makes). Touches no manager state: callable from any
+ * thread. A directory nobody's record claims is removed by the retention
+ * sweep. */
+int sk_sched_prepare_dir(const char *data_dir, const char *sandbox_id, struct sk_error *err);
+
 /* sk_sched_get - the stored record by id or name (ENOENT when unknown). */
 int sk_sched_get(struct sk_sched *s, const char *id_or_name, struct sk_sandbox_rec *out, struct sk_error *err);
 
