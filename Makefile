@@ -4,7 +4,8 @@
 #   make test       build and run every test (unit, integration, security) and a
 #                   short fuzz run of the protocol decoder
 #   make asan       the same suite under -fsanitize=address,undefined (build/asan)
-#   make bench      side-by-side start-up benchmark against bwrap, crun, runsc
+#   make bench      the benchmark suite (bench/run): start-up against bwrap, crun, runsc,
+#                   the API, time to interactive, churn, density; BENCH_QUICK=1 for a smoke run
 #   make run        install what is missing, build, serve the API (skiffd) on
 #                   127.0.0.1:7433 with ./var as data dir, in the foreground
 #   make format     clang-format every C file; make format-check verifies
@@ -161,11 +162,22 @@ fuzz: $(FUZZ_BIN) $(FUZZ_ROUTER_BIN)
 
 BENCH_SRCS := $(sort $(wildcard bench/*.c))
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
-$(BUILD)/bench/%: bench/%.c $(BUILD)/libskiff.a
+# What the bench programs share (bench/common: HTTP client, a private skiffd,
+# /proc and cgroup sampling), linked into each of them.
+BENCH_COMMON_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(sort $(wildcard bench/common/*.c)))
+BENCH_COMMON := $(BUILD)/bench/libbenchcommon.a
+$(BENCH_COMMON): $(BENCH_COMMON_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libskiff.a $(LIBS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+$(BUILD)/bench/%: bench/%.c $(BENCH_COMMON) $(BUILD)/libskiff.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -pthread -o $@ $< $(BENCH_COMMON) $(BUILD)/libskiff.a $(LIBS)
+-include $(BENCH_COMMON_OBJS:.o=.d) $(BENCH_BINS:=.d)
 
+# BENCH_QUICK=1 make bench: a smoke run with small counts (under a minute).
 bench: $(ALL_BINS) $(BENCH_BINS)
+	@scripts/install-deps
 	@bench/run $(BUILD)
 
 run:

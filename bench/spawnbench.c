@@ -31,22 +31,29 @@
  *   -o FILE   write the JSON to FILE instead of stdout
  *   -q        no progress lines on stderr
  *
- * RUNNER:  -r NAME [iters=N] [expect=TEXT] [covered] -- ARGV... [;]
+ * RUNNER:  -r NAME [iters=N] [expect=TEXT] [covered] [first-byte] -- ARGV... [;]
  *   The argv runs as is (execvp). Every "{id}" inside an argument is replaced
  *   by an id unique to that run (for container names). ARGV[0] "@floor" is
  *   built in: clone() with CLONE_NEWUSER|NEWPID|NEWNS|NEWUTS|NEWIPC|NEWNET,
  *   then exec ARGV[1..] - the kernel's floor for a namespaced start.
  *   expect=TEXT: the pre-flight's stdout, less trailing newlines, must equal
  *   TEXT. A lone ";" ends the runner's argv (the last runner needs none).
+ *   first-byte: stdout is a pipe, and the time from before fork() to the
+ *   moment the first byte of output is read is recorded as well (as
+ *   "first_byte"), next to the time to exit; every timed run's output must
+ *   then also equal TEXT (when expect= is given). The wait for the first
+ *   byte polls the pipe and a pidfd of the child, so a runner that exits
+ *   without output, or leaves a process holding the pipe, cannot hang it.
  *
  * The child gets stdin and stdout on /dev/null (stdout is captured only in
- * the pre-flight) and stderr in a memfd, read only after a failed run to
- * give the reason. Exit status: 0 when the JSON was written (even if every
+ * the pre-flight, and in a pipe for first-byte runners) and stderr in a
+ * memfd, read only after a failed run to give the reason. Exit status: 0 when the JSON was written (even if every
  * runner was unavailable), 2 on usage errors, 1 on other errors.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -77,6 +84,7 @@ struct runner {
     long iters;         /* timed runs wanted */
     const char *expect; /* pre-flight stdout, NULL = any */
     bool covered;       /* join the covered mount namespace */
+    bool first_byte;    /* time the first byte of stdout too (a pipe) */
     bool floor;         /* built-in clone(FLOOR_FLAGS) */
     char **argv;        /* borrowed from main's argv, NULL-terminated copy */
     size_t argc;
@@ -86,7 +94,8 @@ struct runner {
 
     bool available;
     char reason[REASON_MAX];
-    double *samples; /* ms, in run order */
+    double *samples;  /* ms, in run order */
+    double *first_ms; /* first_byte runners: ms to the first byte, same order */
     long n;
     long failures;
     long timeouts;
@@ -213,6 +222,8 @@ static int parse_runner(struct bench *b, int argc, char **argv, int i)
             r->expect = argv[i] + 7;
         else if (strcmp(argv[i], "covered") == 0)
             r->covered = true;
+        else if (strcmp(argv[i], "first-byte") == 0)
+            r->first_byte = true;
         else
             usage_error("unknown runner option", argv[i]);
     }
@@ -233,6 +244,8 @@ static int parse_runner(struct bench *b, int argc, char **argv, int i)
             usage_error("@floor needs a command", r->name);
         if (r->covered)
             usage_error("@floor cannot be covered", r->name);
+        if (r->first_byte)
+            usage_error("@floor has no first byte", r->name);
         r->floor = true;
     }
     r->run_argv = xcalloc(r->argc + 1, sizeof(char *));
@@ -384,15 +397,81 @@ static void read_stderr_tail(int fd, char *dst, size_t cap)
     copy_str(dst, cap, line);
 }
 
+/* has_exited - has child `pid` ended? (not reaped: the exit wait does that) */
+static bool has_exited(pid_t pid)
+{
+    siginfo_t si = {0};
+    return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid;
+}
+
+/* wait_first_byte - read the pipe `rfd` until its first bytes arrive (into
+ * out, *len), EOF, the child's exit or the deadline; returns the time of
+ * the first byte, 0 when none came. A pidfd wakes the poll when the child
+ * exits, even if some process it left keeps the pipe open. */
+static double wait_first_byte(pid_t pid, int rfd, double deadline, char *out, size_t cap, size_t *len)
+{
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    double first = 0;
+    for (;;) {
+        double rem = deadline - now_ms();
+        if (rem <= 0)
+            break; /* the exit wait kills it */
+        struct pollfd pf[2] = {{.fd = rfd, .events = POLLIN}, {.fd = pidfd, .events = POLLIN}};
+        /* without a pidfd (Linux < 5.3), look at the child every 10 ms */
+        int r = poll(pf, pidfd >= 0 ? 2 : 1, pidfd >= 0 ? (int)rem + 1 : (rem < 10 ? (int)rem + 1 : 10));
+        if (r < 0 && errno != EINTR)
+            die("poll");
+        if (pf[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+            ssize_t n = read(rfd, out + *len, cap - *len);
+            if (n > 0) {
+                first = now_ms();
+                *len += (size_t)n;
+                break;
+            }
+            if (n == 0)
+                break; /* EOF without output */
+        }
+        if (pidfd >= 0 ? (pf[1].revents & POLLIN) != 0 : has_exited(pid))
+            break;
+    }
+    if (pidfd >= 0)
+        close(pidfd);
+    return first;
+}
+
+/* drain - what is left in the non-blocking pipe, up to cap. */
+static void drain(int rfd, char *out, size_t cap, size_t *len)
+{
+    int fl = fcntl(rfd, F_GETFL);
+    if (fl >= 0)
+        fcntl(rfd, F_SETFL, fl | O_NONBLOCK);
+    while (*len < cap) {
+        ssize_t n = read(rfd, out + *len, cap - *len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        *len += (size_t)n;
+    }
+}
+
 /* Run once. Returns 0 and the wall time in *ms on exit status 0; otherwise
- * -1 with a reason. `out_fd` receives the child's stdout. */
-static int run_once(struct bench *b, struct runner *r, size_t index, int out_fd, double *ms, char *reason,
-                    bool *timed_out_out)
+ * -1 with a reason. `out_fd` receives the child's stdout; for a first-byte
+ * runner stdout is a pipe read here (its bytes are copied to out_fd when
+ * that is not /dev/null) and *first_ms is the time to its first byte. */
+static int run_once(struct bench *b, struct runner *r, size_t index, int out_fd, double *ms, double *first_ms,
+                    char *reason, bool *timed_out_out)
 {
     *timed_out_out = false;
     expand_ids(r, index);
     if (ftruncate(r->err_fd, 0) < 0 || lseek(r->err_fd, 0, SEEK_SET) < 0)
         die("reset stderr memfd");
+    int pipefd[2] = {-1, -1};
+    if (r->first_byte && pipe2(pipefd, O_CLOEXEC) < 0)
+        die("pipe2");
+    char out[REASON_MAX];
+    size_t out_len = 0;
+    double t_first = 0;
 
     double t0 = now_ms();
     pid_t pid;
@@ -401,10 +480,18 @@ static int run_once(struct bench *b, struct runner *r, size_t index, int out_fd,
     else
         pid = fork();
     if (pid == 0)
-        child_exec(b, r, out_fd);
+        child_exec(b, r, r->first_byte ? pipefd[1] : out_fd);
     if (pid < 0) {
         set_reason(reason, "%s: %s", r->floor ? "clone" : "fork", strerror(errno));
+        if (r->first_byte) {
+            close(pipefd[0]);
+            close(pipefd[1]);
+        }
         return -1;
+    }
+    if (r->first_byte) {
+        close(pipefd[1]);
+        t_first = wait_first_byte(pid, pipefd[0], t0 + b->timeout_s * 1e3, out, sizeof(out) - 1, &out_len);
     }
 
     /* SIGCHLD is blocked in this process: wait for it with a deadline */
@@ -437,6 +524,13 @@ static int run_once(struct bench *b, struct runner *r, size_t index, int out_fd,
         sigtimedwait(&chld, NULL, &left); /* EAGAIN on timeout: loop checks */
     }
     double t1 = now_ms();
+    if (r->first_byte) {
+        drain(pipefd[0], out, sizeof(out) - 1, &out_len);
+        close(pipefd[0]);
+        out[out_len] = '\0';
+        if (out_fd != b->null_fd && out_len > 0 && write(out_fd, out, out_len) != (ssize_t)out_len)
+            die("copy the output");
+    }
 
     *timed_out_out = timed_out;
     if (timed_out) {
@@ -444,6 +538,19 @@ static int run_once(struct bench *b, struct runner *r, size_t index, int out_fd,
         return -1;
     }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        if (r->first_byte) {
+            while (out_len > 0 && out[out_len - 1] == '\n')
+                out[--out_len] = '\0';
+            if (t_first == 0) {
+                set_reason(reason, "exited 0 without output");
+                return -1;
+            }
+            if (r->expect && strcmp(out, r->expect) != 0) {
+                set_reason(reason, "stdout was '%.100s', expected '%.100s'", out, r->expect);
+                return -1;
+            }
+            *first_ms = t_first - t0;
+        }
         *ms = t1 - t0;
         return 0;
     }
@@ -479,7 +586,8 @@ static void preflight(struct bench *b, struct runner *r, size_t index)
     int out = memfd_create("spawnbench-stdout", MFD_CLOEXEC);
     if (out < 0)
         die("memfd_create");
-    if (run_once(b, r, index, out, &ms, reason, &timed_out) < 0) {
+    double first;
+    if (run_once(b, r, index, out, &ms, &first, reason, &timed_out) < 0) {
         copy_str(r->reason, sizeof(r->reason), reason);
         close(out);
         return;
@@ -535,6 +643,27 @@ static void json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* write_stats - "p50": ..., "max": ... of samples[0..n), n > 0. */
+static void write_stats(FILE *f, const double *samples, long n)
+{
+    double *sorted = xcalloc((size_t)n, sizeof(double));
+    memcpy(sorted, samples, (size_t)n * sizeof(double));
+    qsort(sorted, (size_t)n, sizeof(double), cmp_double);
+    double sum = 0, sq = 0;
+    for (long i = 0; i < n; i++)
+        sum += sorted[i];
+    double mean = sum / (double)n;
+    for (long i = 0; i < n; i++)
+        sq += (sorted[i] - mean) * (sorted[i] - mean);
+    double sd = n > 1 ? sqrt(sq / (double)(n - 1)) : 0.0;
+    fprintf(f,
+            "\"p50\": %.4f, \"p95\": %.4f, \"p99\": %.4f, \"mean\": %.4f, \"stddev\": %.4f, \"min\": %.4f, "
+            "\"max\": %.4f",
+            percentile(sorted, n, 0.50), percentile(sorted, n, 0.95), percentile(sorted, n, 0.99), mean, sd, sorted[0],
+            sorted[n - 1]);
+    free(sorted);
+}
+
 static void write_runner_json(FILE *f, const struct runner *r)
 {
     fputs("    {\"name\": ", f);
@@ -558,25 +687,19 @@ static void write_runner_json(FILE *f, const struct runner *r)
         json_string(f, r->first_failure);
     }
     if (r->n) {
-        double *sorted = xcalloc((size_t)r->n, sizeof(double));
-        memcpy(sorted, r->samples, (size_t)r->n * sizeof(double));
-        qsort(sorted, (size_t)r->n, sizeof(double), cmp_double);
-        double sum = 0, sq = 0;
-        for (long i = 0; i < r->n; i++)
-            sum += sorted[i];
-        double mean = sum / (double)r->n;
-        for (long i = 0; i < r->n; i++)
-            sq += (sorted[i] - mean) * (sorted[i] - mean);
-        double sd = r->n > 1 ? sqrt(sq / (double)(r->n - 1)) : 0.0;
-        fprintf(f,
-                ", \"p50\": %.4f, \"p95\": %.4f, \"p99\": %.4f, \"mean\": %.4f, \"stddev\": %.4f, \"min\": %.4f, "
-                "\"max\": %.4f",
-                percentile(sorted, r->n, 0.50), percentile(sorted, r->n, 0.95), percentile(sorted, r->n, 0.99), mean,
-                sd, sorted[0], sorted[r->n - 1]);
-        free(sorted);
+        fputs(", ", f);
+        write_stats(f, r->samples, r->n);
         fputs(", \"samples_ms\": [", f);
         for (long i = 0; i < r->n; i++)
             fprintf(f, "%s%.4f", i ? ", " : "", r->samples[i]);
+        fputs("]", f);
+    }
+    if (r->n && r->first_byte) {
+        fputs(", \"first_byte\": {", f);
+        write_stats(f, r->first_ms, r->n);
+        fputs("}, \"first_byte_samples_ms\": [", f);
+        for (long i = 0; i < r->n; i++)
+            fprintf(f, "%s%.4f", i ? ", " : "", r->first_ms[i]);
         fputs("]", f);
     }
     fputs("}", f);
@@ -607,7 +730,7 @@ static void run_rounds(struct bench *b)
 {
     size_t order[MAX_RUNNERS];
     char reason[REASON_MAX];
-    double ms;
+    double ms, first;
     bool timed_out;
 
     /* warm-ups: interleaved too, and not recorded except as failures */
@@ -617,7 +740,8 @@ static void run_rounds(struct bench *b)
         shuffle(b, order, b->nrunners);
         for (size_t i = 0; i < b->nrunners; i++) {
             struct runner *r = &b->runners[order[i]];
-            if (r->available && !r->dropped && run_once(b, r, order[i], b->null_fd, &ms, reason, &timed_out) < 0)
+            if (r->available && !r->dropped &&
+                run_once(b, r, order[i], b->null_fd, &ms, &first, reason, &timed_out) < 0)
                 record_failure(r, reason, timed_out);
         }
     }
@@ -632,10 +756,13 @@ static void run_rounds(struct bench *b)
         shuffle(b, order, n);
         for (size_t i = 0; i < n; i++) {
             struct runner *r = &b->runners[order[i]];
-            if (run_once(b, r, order[i], b->null_fd, &ms, reason, &timed_out) < 0)
+            if (run_once(b, r, order[i], b->null_fd, &ms, &first, reason, &timed_out) < 0) {
                 record_failure(r, reason, timed_out);
-            else
+            } else {
+                if (r->first_byte)
+                    r->first_ms[r->n] = first;
                 r->samples[r->n++] = ms;
+            }
         }
         if (!b->quiet && (k + 1) * 10 >= next_report * b->rounds) {
             fprintf(stderr, "spawnbench: round %ld/%ld (%.1f s)\n", k + 1, b->rounds, (now_ms() - start) / 1e3);
@@ -693,6 +820,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "spawnbench: %-14s %s%s\n", r->name,
                     r->available ? "ok" : "unavailable: ", r->available ? "" : r->reason);
         r->samples = xcalloc((size_t)r->iters, sizeof(double));
+        if (r->first_byte)
+            r->first_ms = xcalloc((size_t)r->iters, sizeof(double));
     }
 
     run_rounds(&b);
