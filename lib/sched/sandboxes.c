@@ -26,9 +26,11 @@
 #include <jansson.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -150,6 +152,9 @@ struct watcher {
     bool output_pending, final_pending, ended;
 };
 
+#define SCHED_WORKERS_MAX 4
+struct create_job;
+
 struct sk_sched {
     struct sk_runtime *rt;
     struct sk_store *st;
@@ -168,6 +173,15 @@ struct sk_sched {
     void (*on_exec_end)(void *ctx, const struct sk_exec_rec *rec);
     void *observer_ctx;
     struct sk_pool *pool;
+    /* asynchronous creation (sk_sched_create_async) */
+    pthread_t workers[SCHED_WORKERS_MAX];
+    int n_workers;
+    pthread_mutex_t wq_mu;
+    pthread_cond_t wq_cv;
+    struct create_job *wq_head, *wq_tail, *wq_done; /* under wq_mu */
+    bool wq_stop;                                   /* under wq_mu */
+    int wq_fd;                                      /* eventfd: jobs done */
+    struct create_job *jobs;                        /* every job not yet reported (loop only) */
     bool freeing;
     char *buf; /* READ_CHUNK bytes */
 };
@@ -1659,6 +1673,9 @@ int sk_sched_new(struct sk_runtime *rt, struct sk_store *st, const struct sk_loo
     s->on_exec_end = cfg->on_exec_end;
     s->observer_ctx = cfg->observer_ctx;
     s->pool = cfg->pool;
+    s->wq_fd = -1;
+    pthread_mutex_init(&s->wq_mu, NULL);
+    pthread_cond_init(&s->wq_cv, NULL);
     s->buf = xmalloc(READ_CHUNK);
     s->ino_fd = -1;
     int ret = sk_mkdir_p(s->sandboxes_dir, 0700, err);
@@ -1682,6 +1699,8 @@ int sk_sched_new(struct sk_runtime *rt, struct sk_store *st, const struct sk_loo
     return 0;
 }
 
+static void workers_stop(struct sk_sched *s);
+
 void sk_sched_free(struct sk_sched *s)
 {
     if (s == NULL)
@@ -1689,6 +1708,7 @@ void sk_sched_free(struct sk_sched *s)
     /* From here on nothing new is accepted and no timer is armed for
      * notifications: they are delivered below, from inside this call. */
     s->freeing = true;
+    workers_stop(s); /* creations in flight end first: theirs are reported as failed */
     while (s->sandboxes != NULL)
         end_sandbox(s->sandboxes, "terminated", "server shutdown", -1);
     /* Those waiting learn how it ended; then nothing more is called. */
@@ -1707,6 +1727,8 @@ void sk_sched_free(struct sk_sched *s)
     free(s->data_dir);
     free(s->sandboxes_dir);
     free(s->buf);
+    pthread_cond_destroy(&s->wq_cv);
+    pthread_mutex_destroy(&s->wq_mu);
     free(s);
 }
 
@@ -2221,10 +2243,29 @@ static void record_failed(struct sk_sched *s, int64_t created_at, const char *sp
     sk_error_prefix(err, "sandbox '%s'", id);
 }
 
-int sk_sched_create(struct sk_sched *s, const struct sk_sandbox_req *req, struct sk_sandbox_rec *out,
-                    struct sk_error *err)
+/* What sk_sched_create checked and prepared before it has a sandbox. */
+struct create_prep {
+    int64_t timeout;
+    int64_t created_at;
+    char *tags;      /* normalized, or NULL */
+    char *spec_json; /* as stored */
+    json_t *runtime; /* what a new owner needs besides the adopt info */
+    struct sk_sandbox_spec spec;
+};
+
+static void create_prep_release(struct create_prep *p)
 {
-    memset(out, 0, sizeof(*out));
+    free(steal_pointer(&p->tags));
+    free(steal_pointer(&p->spec_json));
+    json_decref(steal_pointer(&p->runtime));
+}
+
+/* create_check - everything about a create request that needs no sandbox:
+ * its errors cost nothing and record nothing. */
+static int create_check(struct sk_sched *s, const struct sk_sandbox_req *req, struct create_prep *p,
+                        struct sk_error *err)
+{
+    memset(p, 0, sizeof(*p));
     if (s->freeing)
         return sk_error_setv(err, EBUSY, "the server is shutting down");
     int64_t timeout = req->timeout_ms;
@@ -2279,8 +2320,12 @@ int sk_sched_create(struct sk_sched *s, const struct sk_sandbox_req *req, struct
     if (runtime == NULL)
         return -err->code;
 
-    int64_t created_at = now_ms();
-    struct sk_sandbox_spec spec = {
+    p->timeout = timeout;
+    p->created_at = now_ms();
+    p->tags = steal_pointer(&tags);
+    p->spec_json = steal_pointer(&spec_json);
+    p->runtime = runtime;
+    p->spec = (struct sk_sandbox_spec){
         .image = req->image,
         .limits = req->limits,
         .disk_bytes = req->disk_bytes,
@@ -2288,15 +2333,20 @@ int sk_sched_create(struct sk_sched *s, const struct sk_sandbox_req *req, struct
         .die_with_owner = false,
         .persistent = true, /* a restarted server adopts it (sk_sched_recover) */
     };
-    struct sk_sandbox *sb = NULL;
-    /* A ready sandbox from the warm pool when there is one: no namespace,
-     * mount or cgroup is made on this path then. */
-    ret = s->pool != NULL ? sk_pool_claim(s->pool, &spec, &sb, err) : 0;
-    bool pooled = ret > 0;
-    if (ret == 0)
-        ret = sk_sandbox_create(s->rt, &spec, &sb, err);
-    else if (ret > 0)
-        ret = 0;
+    return 0;
+}
+
+/* create_finish - the sandbox exists (ret 0: sb, from the pool when
+ * pooled) or could not be made (ret < 0, err says why): record it, watch
+ * it, start its entrypoint, report it. Takes p's strings and JSON. */
+static int create_finish(struct sk_sched *s, const struct sk_sandbox_req *req, struct create_prep *p,
+                         struct sk_sandbox *sb, int ret, bool pooled, struct sk_sandbox_rec *out, struct sk_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    int64_t timeout = p->timeout, created_at = p->created_at;
+    _cleanup_free_ char *tags = steal_pointer(&p->tags);
+    _cleanup_free_ char *spec_json = steal_pointer(&p->spec_json);
+    json_t *runtime = steal_pointer(&p->runtime);
     struct sk_sandbox_adopt_info info;
     char adopt[SK_SANDBOX_ADOPT_INFO_MAX];
     if (ret == 0 && (ret = sk_sandbox_describe(sb, &info, err)) == 0 &&
@@ -2391,6 +2441,292 @@ int sk_sched_create(struct sk_sched *s, const struct sk_sandbox_req *req, struct
     if (s->on_sandbox != NULL)
         s->on_sandbox(s->observer_ctx, &e->rec);
     sandbox_rec_copy(out, &e->rec);
+    return 0;
+}
+
+int sk_sched_create(struct sk_sched *s, const struct sk_sandbox_req *req, struct sk_sandbox_rec *out,
+                    struct sk_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    struct create_prep p;
+    int ret = create_check(s, req, &p, err);
+    if (ret < 0) {
+        create_prep_release(&p);
+        return ret;
+    }
+    struct sk_sandbox *sb = NULL;
+    /* A ready sandbox from the warm pool when there is one: no namespace,
+     * mount or cgroup is made on this path then. */
+    ret = s->pool != NULL ? sk_pool_claim(s->pool, &p.spec, &sb, err) : 0;
+    bool pooled = ret > 0;
+    if (ret == 0)
+        ret = sk_sandbox_create(s->rt, &p.spec, &sb, err);
+    else if (ret > 0)
+        ret = 0;
+    ret = create_finish(s, req, &p, sb, ret, pooled, out, err);
+    create_prep_release(&p);
+    return ret;
+}
+
+/* ---- asynchronous creation ----------------------------------------------------------------
+ * A create that the pool cannot serve builds its sandbox on a worker
+ * thread (the runtime allows concurrent creations), so the loop keeps
+ * serving everything else meanwhile and creations use every CPU. Workers
+ * touch nothing of the manager but the job queue. */
+
+struct create_job {
+    struct sk_sched *s;
+    struct create_job *next;      /* in the worker queue, then the done list */
+    struct create_job *all_next;  /* every job not yet reported */
+    /* the request, copied */
+    struct sk_sandbox_req req;
+    char *image, *workdir, *name, *tags_json, *spec_json;
+    char **entrypoint, **env;
+    struct create_prep prep;
+    sk_sched_create_cb cb;
+    void *arg;
+    /* the outcome */
+    struct sk_sandbox *sb;
+    bool pooled;
+    int ret;
+    struct sk_error err;
+    struct sk_sandbox_rec rec;
+    bool finished; /* create_finish ran: rec/ret/err are final */
+    uint64_t timer;
+};
+
+static char **strv_dup(const char *const *v)
+{
+    if (v == NULL)
+        return NULL;
+    size_t n = count_list(v);
+    char **out = xcalloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        out[i] = xstrdup(v[i]);
+    return out;
+}
+
+static void strv_free(char **v)
+{
+    for (size_t i = 0; v != NULL && v[i] != NULL; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void job_free(struct create_job *j)
+{
+    free(j->image);
+    free(j->workdir);
+    free(j->name);
+    free(j->tags_json);
+    free(j->spec_json);
+    strv_free(j->entrypoint);
+    strv_free(j->env);
+    create_prep_release(&j->prep);
+    sk_sandbox_rec_release(&j->rec);
+    free(j);
+}
+
+static void job_unlink(struct sk_sched *s, struct create_job *j)
+{
+    for (struct create_job **pp = &s->jobs; *pp != NULL; pp = &(*pp)->all_next)
+        if (*pp == j) {
+            *pp = j->all_next;
+            return;
+        }
+}
+
+/* job_report - call the job's callback (once) and free it. */
+static void job_report(struct create_job *j)
+{
+    struct sk_sched *s = j->s;
+    job_unlink(s, j);
+    timer_clear(s, &j->timer);
+    j->cb(j->arg, j->ret, j->ret == 0 ? &j->rec : NULL, j->ret == 0 ? NULL : &j->err);
+    job_free(j);
+}
+
+static void on_job_report(void *arg)
+{
+    struct create_job *j = arg;
+    j->timer = 0;
+    job_report(j);
+}
+
+static void job_finish(struct create_job *j)
+{
+    j->ret = create_finish(j->s, &j->req, &j->prep, j->sb, j->ret, j->pooled, &j->rec, &j->err);
+    j->sb = NULL; /* create_finish owns it now (kept or freed) */
+    j->finished = true;
+}
+
+static void *create_worker(void *arg)
+{
+    struct sk_sched *s = arg;
+    pthread_mutex_lock(&s->wq_mu);
+    for (;;) {
+        while (s->wq_head == NULL && !s->wq_stop)
+            pthread_cond_wait(&s->wq_cv, &s->wq_mu);
+        if (s->wq_head == NULL)
+            break;
+        struct create_job *j = s->wq_head;
+        s->wq_head = j->next;
+        if (s->wq_head == NULL)
+            s->wq_tail = NULL;
+        pthread_mutex_unlock(&s->wq_mu);
+        j->ret = sk_sandbox_create(s->rt, &j->prep.spec, &j->sb, &j->err);
+        pthread_mutex_lock(&s->wq_mu);
+        j->next = s->wq_done;
+        s->wq_done = j;
+        uint64_t one = 1;
+        ssize_t w = write(s->wq_fd, &one, sizeof(one));
+        (void)w;
+    }
+    pthread_mutex_unlock(&s->wq_mu);
+    return NULL;
+}
+
+/* on_jobs_done - on the loop: finish what the workers built, oldest
+ * first, and report it. */
+static void on_jobs_done(void *arg)
+{
+    struct sk_sched *s = arg;
+    uint64_t n;
+    ssize_t r = read(s->wq_fd, &n, sizeof(n));
+    (void)r;
+    pthread_mutex_lock(&s->wq_mu);
+    struct create_job *done = s->wq_done;
+    s->wq_done = NULL;
+    pthread_mutex_unlock(&s->wq_mu);
+    struct create_job *rev = NULL;
+    while (done != NULL) {
+        struct create_job *next = done->next;
+        done->next = rev;
+        rev = done;
+        done = next;
+    }
+    while (rev != NULL) {
+        struct create_job *j = rev;
+        rev = j->next;
+        job_finish(j);
+        job_report(j);
+    }
+}
+
+static int workers_start(struct sk_sched *s, struct sk_error *err)
+{
+    if (s->n_workers > 0)
+        return 0;
+    s->wq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (s->wq_fd < 0)
+        return sk_error_set(err, errno, "eventfd");
+    if (s->loop.watch(s->loop.ctx, s->wq_fd, on_jobs_done, s) < 0) {
+        int e = errno ? errno : EIO;
+        sk_close(&s->wq_fd);
+        return sk_error_set(err, e, "watch the creation workers");
+    }
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int want = cpus < 1 ? 1 : cpus > SCHED_WORKERS_MAX ? SCHED_WORKERS_MAX : (int)cpus;
+    for (int i = 0; i < want; i++) {
+        int e = pthread_create(&s->workers[s->n_workers], NULL, create_worker, s);
+        if (e != 0) {
+            if (s->n_workers > 0)
+                break;
+            s->loop.unwatch(s->loop.ctx, s->wq_fd);
+            sk_close(&s->wq_fd);
+            return sk_error_set(err, e, "start a creation worker");
+        }
+        s->n_workers++;
+    }
+    return 0;
+}
+
+/* workers_stop - at sk_sched_free: let the workers end what they build,
+ * then report every job left (sandboxes made for them are destroyed). */
+static void workers_stop(struct sk_sched *s)
+{
+    if (s->n_workers > 0) {
+        pthread_mutex_lock(&s->wq_mu);
+        s->wq_stop = true;
+        /* jobs nobody started are not started */
+        for (struct create_job *j = s->wq_head; j != NULL; j = j->next) {
+            j->ret = sk_error_setv(&j->err, EBUSY, "the server is shutting down");
+            j->finished = true;
+        }
+        s->wq_head = s->wq_tail = NULL;
+        pthread_cond_broadcast(&s->wq_cv);
+        pthread_mutex_unlock(&s->wq_mu);
+        for (int i = 0; i < s->n_workers; i++)
+            pthread_join(s->workers[i], NULL);
+        s->n_workers = 0;
+        s->loop.unwatch(s->loop.ctx, s->wq_fd);
+        sk_close(&s->wq_fd);
+    }
+    while (s->jobs != NULL) {
+        struct create_job *j = s->jobs;
+        if (!j->finished) {
+            sk_sandbox_free(steal_pointer(&j->sb));
+            create_prep_release(&j->prep);
+            j->ret = sk_error_setv(&j->err, EBUSY, "the server is shutting down");
+            j->finished = true;
+        }
+        job_report(j);
+    }
+}
+
+int sk_sched_create_async(struct sk_sched *s, const struct sk_sandbox_req *req, sk_sched_create_cb cb, void *arg,
+                          struct sk_error *err)
+{
+    struct create_job *j = xcalloc(1, sizeof(*j));
+    j->s = s;
+    j->cb = cb;
+    j->arg = arg;
+    j->image = req->image ? xstrdup(req->image) : NULL;
+    j->workdir = req->workdir ? xstrdup(req->workdir) : NULL;
+    j->name = req->name ? xstrdup(req->name) : NULL;
+    j->tags_json = req->tags_json ? xstrdup(req->tags_json) : NULL;
+    j->spec_json = req->spec_json ? xstrdup(req->spec_json) : NULL;
+    j->entrypoint = strv_dup(req->entrypoint);
+    j->env = strv_dup(req->env);
+    j->req = *req;
+    j->req.image = j->image;
+    j->req.workdir = j->workdir;
+    j->req.name = j->name;
+    j->req.tags_json = j->tags_json;
+    j->req.spec_json = j->spec_json;
+    j->req.entrypoint = (const char *const *)j->entrypoint;
+    j->req.env = (const char *const *)j->env;
+    int ret = create_check(s, &j->req, &j->prep, err);
+    if (ret < 0) {
+        job_free(j);
+        return ret;
+    }
+    j->prep.spec.image = j->image; /* the copy's, which lives with the job */
+    ret = s->pool != NULL ? sk_pool_claim(s->pool, &j->prep.spec, &j->sb, &j->err) : 0;
+    if (ret != 0) {
+        /* served by the pool (or failed applying its limits): at once */
+        j->pooled = ret > 0;
+        j->ret = ret > 0 ? 0 : ret;
+        job_finish(j);
+        j->all_next = s->jobs;
+        s->jobs = j;
+        timer_arm(s, &j->timer, 0, on_job_report, j);
+        return 0;
+    }
+    if ((ret = workers_start(s, err)) < 0) {
+        job_free(j);
+        return ret;
+    }
+    j->all_next = s->jobs;
+    s->jobs = j;
+    pthread_mutex_lock(&s->wq_mu);
+    if (s->wq_tail != NULL)
+        s->wq_tail->next = j;
+    else
+        s->wq_head = j;
+    s->wq_tail = j;
+    pthread_cond_signal(&s->wq_cv);
+    pthread_mutex_unlock(&s->wq_mu);
     return 0;
 }
 

@@ -178,6 +178,22 @@ struct sk_sandbox_req {
 int sk_sched_create(struct sk_sched *s, const struct sk_sandbox_req *req, struct sk_sandbox_rec *out,
                     struct sk_error *err);
 
+/* sk_sched_create_async - sk_sched_create without holding up the loop.
+ * The request is checked at once: its errors (EINVAL, E2BIG, EEXIST for a
+ * taken name, EBUSY while shutting down) are returned here, nothing is
+ * recorded and cb is never called. Otherwise (0) cb(arg, 0, rec, NULL)
+ * or cb(arg, -code, NULL, err) follows from the loop - never from inside
+ * this call - exactly as sk_sched_create would have answered: a sandbox
+ * from the warm pool at once, one made on request on a worker thread (one
+ * per CPU, at most 4), so that the loop serves other requests meanwhile and
+ * creations run in parallel. req is copied; rec and err are borrowed for
+ * the call. Creations still in flight at sk_sched_free are reported from
+ * inside it with EBUSY. */
+typedef void (*sk_sched_create_cb)(void *arg, int ret, const struct sk_sandbox_rec *rec,
+                                   const struct sk_error *err);
+int sk_sched_create_async(struct sk_sched *s, const struct sk_sandbox_req *req, sk_sched_create_cb cb, void *arg,
+                          struct sk_error *err);
+
 /* sk_sched_prepare_dir - create <data_dir>/sandboxes/<sandbox_id>/execs
  * ahead of the sandbox's first exec (the warm pool's refill thread does it
  * for the sandboxes it makes). Touches no manager state: callable from any

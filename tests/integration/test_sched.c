@@ -1722,3 +1722,106 @@ TEST(purge_removes_old_sandboxes_and_their_output)
     free(ex_live);
     fx_stop(f);
 }
+
+/* ---- asynchronous creation -------------------------------------------------------------- */
+
+struct created {
+    bool done;
+    int calls, ret, code;
+    char id[64], state[32], msg[256];
+};
+
+static void on_created(void *arg, int ret, const struct sk_sandbox_rec *rec, const struct sk_error *err)
+{
+    struct created *c = arg;
+    c->calls++;
+    c->done = true;
+    c->ret = ret;
+    if (ret == 0) {
+        snprintf(c->id, sizeof(c->id), "%s", rec->id);
+        snprintf(c->state, sizeof(c->state), "%s", rec->state);
+    } else {
+        c->code = err->code;
+        snprintf(c->msg, sizeof(c->msg), "%s", err->msg);
+    }
+}
+
+TEST(async_creates_run_in_parallel_and_report_from_the_loop)
+{
+    struct fx *f = fx_start(NULL, NULL);
+    struct sk_error err = {0};
+    enum { N = 6 };
+    struct created c[N];
+    memset(c, 0, sizeof(c));
+    char names[N][16];
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof(names[i]), "async-%d", i);
+        struct sk_sandbox_req req = {.name = names[i], .env = (const char *const[]){"WHO=async", NULL}};
+        ASSERT_OK(sk_sched_create_async(f->s, &req, on_created, &c[i], &err));
+        ASSERT_FALSE(c[i].done); /* never from inside the call */
+    }
+    for (int i = 0; i < N; i++) {
+        ASSERT_TRUE(tl_run_until(&f->loop, &c[i].done, 30000));
+        ASSERT_EQ_INT(c[i].ret, 0);
+        ASSERT_EQ_INT(c[i].calls, 1);
+        ASSERT_EQ_STR(c[i].state, "running");
+        struct sk_sandbox_rec rec;
+        ASSERT_OK(sk_sched_get(f->s, names[i], &rec, &err));
+        ASSERT_EQ_STR(rec.id, c[i].id);
+        sk_sandbox_rec_release(&rec);
+        /* the request was copied: its env reached the sandbox */
+        char *x = exec_start(f, c[i].id, (const char *const[]){"sh", "-c", "echo $WHO", NULL}, false);
+        struct ex_end w;
+        exec_wait(f, x, &w, 10000);
+        size_t len = 0;
+        char *out = read_output(f, x, "stdout", &len);
+        ASSERT_EQ_STR(out, "async\n");
+        free(out);
+        free(x);
+    }
+    ASSERT_EQ_INT(sandbox_cgroups(f), N);
+
+    /* a bad request is refused at once, without a call */
+    struct created bad = {0};
+    struct sk_sandbox_req rel = {.workdir = "relative"};
+    ASSERT_EQ_INT(sk_sched_create_async(f->s, &rel, on_created, &bad, &err), -EINVAL);
+    struct sk_sandbox_req taken = {.name = "async-0"};
+    ASSERT_EQ_INT(sk_sched_create_async(f->s, &taken, on_created, &bad, &err), -EEXIST);
+    /* a missing image fails on the worker: reported, recorded as error */
+    struct sk_sandbox_req missing = {.image = "/nonexistent/rootfs"};
+    ASSERT_OK(sk_sched_create_async(f->s, &missing, on_created, &bad, &err));
+    ASSERT_TRUE(tl_run_until(&f->loop, &bad.done, 30000));
+    ASSERT_EQ_INT(bad.ret, -ENOENT);
+    ASSERT_CONTAINS(bad.msg, "/nonexistent/rootfs");
+    tl_run_for(&f->loop, 100);
+    ASSERT_EQ_INT(bad.calls, 1);
+    fx_stop(f);
+}
+
+TEST(async_creates_in_flight_at_shutdown_are_reported_and_leave_nothing)
+{
+    struct fx *f = fx_start(NULL, NULL);
+    struct sk_error err = {0};
+    enum { N = 8 };
+    struct created c[N];
+    memset(c, 0, sizeof(c));
+    for (int i = 0; i < N; i++) {
+        struct sk_sandbox_req req = {0};
+        ASSERT_OK(sk_sched_create_async(f->s, &req, on_created, &c[i], &err));
+    }
+    /* free at once: some are being built, the rest never start */
+    sk_sched_free(f->s);
+    f->s = NULL;
+    int refused = 0;
+    for (int i = 0; i < N; i++) {
+        ASSERT_EQ_INT(c[i].calls, 1);
+        if (c[i].ret != 0) {
+            ASSERT_EQ_INT(c[i].code, EBUSY);
+            ASSERT_CONTAINS(c[i].msg, "shutting down");
+            refused++;
+        }
+    }
+    ASSERT_GE_INT(refused, 1); /* N creations take far longer than the free */
+    ASSERT_EQ_INT(sandbox_cgroups(f), 0);
+    fx_stop(f);
+}
