@@ -60,6 +60,7 @@ struct sk_pool {
     bool stop;
     struct key keys[SK_POOL_KEYS_MAX];
     size_t n_keys;
+    struct pooled *graveyard; /* unusable ready sandboxes, destroyed by the refill thread */
     unsigned max_per_key, max_total, total_ready;
     int64_t idle_ns;
     int64_t quiet_ns;
@@ -193,14 +194,16 @@ static struct pooled *pop_ready(struct sk_pool *p, struct key *k)
     return e;
 }
 
-/* unlink_dead - take every ready sandbox of k whose pid 1 is gone off its
+/* unlink_dead - take every ready sandbox of k whose pid 1 is gone, or
+ * whose image is not (dev, ino) any more (ino 0: unknown, keep), off its
  * list onto *dead (caller holds the lock). */
-static void unlink_dead(struct sk_pool *p, struct key *k, struct pooled **dead)
+static void unlink_dead(struct sk_pool *p, struct key *k, dev_t dev, ino_t ino, struct pooled **dead)
 {
     struct pooled **pp = &k->head, *prev = NULL;
     while (*pp != NULL) {
         struct pooled *e = *pp;
-        if (sk_sandbox_is_alive(e->sb)) {
+        bool same_image = ino == 0 || (e->img_dev == dev && e->img_ino == ino);
+        if (same_image && sk_sandbox_is_alive(e->sb)) {
             prev = e;
             pp = &e->next;
             continue;
@@ -272,10 +275,20 @@ static void *refill_main(void *arg)
     pthread_mutex_lock(&p->mu);
     while (!p->stop) {
         int64_t now = sk_now_ns();
-        struct pooled *dead = NULL;
+        struct pooled *dead = steal_pointer(&p->graveyard);
         if (now >= next_check) {
-            for (size_t i = 0; i < p->n_keys; i++)
-                unlink_dead(p, &p->keys[i], &dead);
+            for (size_t i = 0; i < p->n_keys; i++) {
+                struct key *k = &p->keys[i];
+                if (k->ready == 0)
+                    continue;
+                /* the image's identity now (a stat; the lock is not needed
+                 * for it, but the key's image string is stable) */
+                dev_t dev = 0;
+                ino_t ino = 0;
+                if (image_identity(p, k->image, &dev, &ino) < 0)
+                    dev = 0, ino = (ino_t)-1; /* gone: matches no sandbox */
+                unlink_dead(p, k, dev, ino, &dead);
+            }
             next_check = now + (int64_t)HEALTH_CHECK_MS * 1000000;
         }
         struct pooled *surplus = NULL;
@@ -425,6 +438,7 @@ void sk_pool_free(struct sk_pool *p)
         pthread_mutex_unlock(&p->mu);
         pthread_join(p->thread, NULL);
     }
+    destroy_list(steal_pointer(&p->graveyard));
     for (size_t i = 0; i < p->n_keys; i++) {
         struct key *k = &p->keys[i];
         struct pooled *list = NULL;
@@ -477,12 +491,19 @@ int sk_pool_claim(struct sk_pool *p, const struct sk_sandbox_spec *spec, struct 
      * discarded (destroyed here: it is ours now) and the claim misses. */
     dev_t dev = 0;
     ino_t ino = 0;
-    bool usable = sk_sandbox_is_alive(e->sb) && image_identity(p, image, &dev, &ino) == 0 && dev == e->img_dev &&
-                  ino == e->img_ino;
+    if (image_identity(p, image, &dev, &ino) < 0)
+        dev = 0, ino = (ino_t)-1; /* gone: matches no sandbox */
+    bool usable = sk_sandbox_is_alive(e->sb) && dev == e->img_dev && ino == e->img_ino;
     if (!usable) {
         pthread_mutex_lock(&p->mu);
         k->discarded++;
         k->misses++;
+        if (sk_sandbox_is_alive(e->sb)) {
+            /* its image changed: so did every ready one's of the key made
+             * before; the refill thread destroys them */
+            unlink_dead(p, k, dev, ino, &p->graveyard);
+            pthread_cond_signal(&p->wake);
+        }
         pthread_mutex_unlock(&p->mu);
         sk_log_info("pool '%s': discarded sandbox '%s' (%s)", k->text, sk_sandbox_id(e->sb),
                     sk_sandbox_is_alive(e->sb) ? "its image changed" : "its init is gone");
