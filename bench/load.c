@@ -27,7 +27,9 @@
  *     Sustained churn: C workers (default 8) repeat create -> POST .../run
  *     {"argv":["echo","ok"]} -> terminate for SECS seconds (default 60)
  *     after W seconds of warm-up (default 3), against one skiffd with
- *     --pool-size POOL (default 0: every create is cold). Cycles that end
+ *     --pool-size POOL --pool-max POOL (default 0: every create is cold; a
+ *     fixed size, so the start and the end hold as many pooled sandboxes
+ *     and compare like with like). Cycles that end
  *     inside the timed window count. skiffd's CPU time, RSS, PSS, open fds
  *     and threads are sampled every second, and at the start and the end
  *     of the window at a quiet moment (no cycle in flight, the pool full
@@ -311,7 +313,8 @@ static void target_start(struct target *t, const char *skiffd, const char *name,
         return;
     }
     t->up = true;
-    bench_progress("skiffd '%s' (--pool-size %u) pid %d on 127.0.0.1:%d", name, pool, (int)t->d.pid, t->d.port);
+    bench_progress("skiffd '%s' (--pool-size %u) pid %d on 127.0.0.1:%d, cgroup parent '%s'", name, pool, (int)t->d.pid,
+                   t->d.port, t->d.cgroup_parent);
 }
 
 static json_t *target_args_json(const struct target *t)
@@ -672,7 +675,9 @@ static json_t *sample_json(double t_s, const struct bench_proc *p)
 static int run_churn(const char *skiffd, unsigned seconds, unsigned conc, unsigned pool, unsigned warm_s, json_t *out)
 {
     struct target target = {0};
-    target_start(&target, skiffd, pool > 0 ? "churn-pool" : "churn-cold", pool, false);
+    /* a fixed pool size (--pool-max too): the quiet samples at the start and
+     * the end then hold the same number of pooled sandboxes */
+    target_start(&target, skiffd, pool > 0 ? "churn-pool" : "churn-cold", pool, true);
     if (!target.up) {
         bench_skiffd_stop(&target.d);
         return bench_fail("%s", target.reason);
