@@ -143,7 +143,7 @@ static void usage_error(const char *msg, const char *arg)
 {
     fprintf(stderr, "spawnbench: %s%s%s%s\n", msg, arg ? " '" : "", arg ? arg : "", arg ? "'" : "");
     fputs("usage: spawnbench [-n N] [-w N] [-s SEED] [-t SEC] [-c PATH] [-o FILE] [-q]\n"
-          "                  -r NAME [iters=N] [expect=TEXT] [covered] -- ARGV... [;] ...\n",
+          "                  -r NAME [iters=N] [expect=TEXT] [covered] [first-byte] -- ARGV... [;] ...\n",
           stderr);
     exit(2);
 }
