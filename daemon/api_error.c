@@ -23,6 +23,7 @@ static const struct {
     [SK_API_TOO_LARGE] = {413, "too_large"},
     [SK_API_INTERNAL] = {500, "internal"},
     [SK_API_NOT_IMPLEMENTED] = {501, "not_implemented"},
+    [SK_API_BAD_GATEWAY] = {502, "bad_gateway"},
     [SK_API_UNAVAILABLE] = {503, "unavailable"},
     [SK_API_DEADLINE_EXCEEDED] = {504, "deadline_exceeded"},
     [SK_API_INSUFFICIENT_STORAGE] = {507, "insufficient_storage"},

@@ -23,6 +23,7 @@ enum sk_api_code {
     SK_API_TOO_LARGE,            /* 413: body or value over its limit */
     SK_API_INTERNAL,             /* 500: a bug or an unexpected failure */
     SK_API_NOT_IMPLEMENTED,      /* 501: not supported on this host/build */
+    SK_API_BAD_GATEWAY,          /* 502: a proxied port: nothing answers in the sandbox, or not in HTTP */
     SK_API_UNAVAILABLE,          /* 503: busy, shutting down or out of capacity; retry */
     SK_API_DEADLINE_EXCEEDED,    /* 504: an operation took longer than allowed */
     SK_API_INSUFFICIENT_STORAGE, /* 507: out of disk or quota */

@@ -14,6 +14,7 @@
 #include "auth/auth.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "proxy.h"
 #include "routes.h"
 
 #define ADMIN_TOKEN_FILE "admin.token"
@@ -48,6 +49,10 @@ static int authenticate(struct sk_daemon *d, struct sk_http_req *req)
 static void on_headers(struct sk_http_req *req, void *ctx)
 {
     struct sk_daemon *d = ctx;
+    /* Requests for a sandbox's exposed port (/p/..., or by host name) are
+     * the proxy's: it checks their access itself (proxy.h). */
+    if (d->proxy != NULL && sk_proxy_intercept(d->proxy, req))
+        return;
     enum sk_router_result rr = sk_router_match(d->router, req->method, req->path, &req->match);
     const struct sk_route *route = rr == SK_ROUTER_OK ? req->match.route : NULL;
     /* Authenticate before saying anything about paths, so that probing
@@ -118,6 +123,7 @@ static void on_stop_signal(struct sk_loop *loop, int signo, void *ctx)
     d->stopping = true;
     sk_log_info("'%s' received: stopping", strsignal(signo));
     sk_http_quiesce(d->http);
+    sk_proxy_quiesce(d->proxy);
     if (sk_http_active(d->http) == 0)
         sk_loop_stop(loop);
     else
@@ -421,6 +427,19 @@ int sk_daemon_init(struct sk_daemon *d, const struct sk_daemon_config *cfg, stru
     if (r > 0)
         sk_log_warn("%d sandbox(es) of an earlier run could not be re-adopted and were recorded as 'lost'", r);
 
+    /* Inbound ports, after the recovery: re-adopted sandboxes keep theirs. */
+    _cleanup_free_ char *key_path = xasprintf("%s/connect.key", d->data_dir);
+    struct sk_proxy_config pxc = {.domain = d->cfg.proxy_domain,
+                                  .bind = d->cfg.proxy_bind,
+                                  .timeout_s = d->cfg.proxy_timeout_s,
+                                  .key_path = key_path};
+    r = sk_proxy_new(d, &pxc, &d->proxy, err);
+    if (r < 0)
+        return sk_error_prefix(err, "port proxy");
+    r = sk_proxy_restore(d->proxy, err);
+    if (r < 0)
+        return sk_error_prefix(err, "restore exposed ports");
+
     sk_log_info("listening on '%s' (data directory '%s', schema %d)", sk_http_url(d->http), d->data_dir,
                 sk_store_schema_version(d->store));
     return 0;
@@ -441,6 +460,10 @@ void sk_daemon_release(struct sk_daemon *d)
     d->http = NULL;
     if (d->loop != NULL)
         sk_loop_timer_stop(d->loop, &d->stop_timer);
+    /* The proxy's requests are gone with the server; its waiters go before
+     * the manager that calls them. */
+    sk_proxy_free(d->proxy);
+    d->proxy = NULL;
     /* Then the sandboxes (each ends as "terminated", "server shutdown"). */
     sk_sched_free(d->sched);
     d->sched = NULL;

@@ -48,6 +48,10 @@ struct sk_daemon_config {
     unsigned pool_idle_s;                       /* back to the minimum after this long without a claim; 0: 60 */
     const struct sk_pool_key_config *pool_keys; /* --pool KEY options (borrowed) */
     size_t n_pool_keys;
+    /* Inbound ports (proxy.h). */
+    const char *proxy_domain; /* host-based routing "<port>-<sandbox>.<domain>"; NULL: none */
+    const char *proxy_bind;   /* address of raw TCP port listeners; NULL: 127.0.0.1 */
+    unsigned proxy_timeout_s; /* wait for a sandbox's response headers; 0: 60 */
 };
 
 /* Metrics the daemon exports; handlers feed them, e.g.
@@ -79,6 +83,7 @@ struct sk_daemon {
     struct sk_loop_adapter loop_ops; /* the loop as lib/sched sees it */
     struct sk_sched *sched;          /* API sandboxes and execs */
     struct sk_pool *pool;            /* the warm pool, or NULL */
+    struct sk_proxy *proxy;          /* inbound ports (proxy.h) */
     size_t n_running;                /* for skiff_sandboxes{state="running"} */
     bool stopping;
     struct sk_loop_timer stop_timer;

@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -351,12 +352,14 @@ static enum MHD_Result queue_answer(struct sk_http_req *req)
             MHD_destroy_response(resp);
             resp = NULL;
         }
-    } else if (req->stream_fn != NULL && strcmp(req->method, "HEAD") == 0) {
+    } else if (req->stream_fn != NULL && strcmp(req->method, "HEAD") == 0 && !req->stream_sized) {
         /* MHD would still frame an empty chunked body after the headers of
-         * a HEAD answer, corrupting a kept-alive connection. */
+         * a HEAD answer, corrupting a kept-alive connection. (A sized one
+         * gets its Content-Length and no body.) */
         resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
     } else if (req->stream_fn != NULL) {
-        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, HTTP_STREAM_BLOCK, stream_reader, req, NULL);
+        uint64_t size = req->stream_sized ? req->stream_size : MHD_SIZE_UNKNOWN;
+        resp = MHD_create_response_from_callback(size, HTTP_STREAM_BLOCK, stream_reader, req, NULL);
     } else {
         resp = MHD_create_response_from_buffer(req->resp_len, req->resp_body, MHD_RESPMEM_MUST_FREE);
         if (resp != NULL)
@@ -368,10 +371,15 @@ static enum MHD_Result queue_answer(struct sk_http_req *req)
     }
     if (req->resp_type != NULL)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, req->resp_type);
-    /* Answers can carry secrets (a new token): never cache them. */
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    for (size_t i = 0; i < req->n_resp_headers; i++)
+    /* Answers can carry secrets (a new token): never cache them - unless
+     * the handler says otherwise (a proxied answer keeps its own). */
+    bool cache_control = false;
+    for (size_t i = 0; i < req->n_resp_headers; i++) {
+        cache_control |= strcasecmp(req->resp_headers[i].name, MHD_HTTP_HEADER_CACHE_CONTROL) == 0;
         MHD_add_response_header(resp, req->resp_headers[i].name, req->resp_headers[i].value);
+    }
+    if (!cache_control && !req->passthrough)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     enum MHD_Result ok = MHD_queue_response(req->conn, (unsigned)req->status, resp);
     MHD_destroy_response(resp);
     req->queued = true;
@@ -424,9 +432,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     struct sk_http_req *req = *con_cls;
     (void)version;
 
-    if (req == NULL) {
+    if (req == NULL || req->server == NULL) {
         /* Headers are in: route and authenticate before reading any body. */
+        char *raw_uri = req != NULL ? steal_pointer(&req->raw_uri) : NULL;
+        free(req);
         req = req_new(h, conn, method, url);
+        req->raw_uri = raw_uri;
         *con_cls = req;
         req->in_callback = true;
         h->cfg.on_headers(req, h->cfg.ctx);
@@ -513,6 +524,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (req == NULL)
         return;
     *con_cls = NULL;
+    if (req->server == NULL) {
+        /* only its request line was seen (on_uri) */
+        free(req->raw_uri);
+        free(req);
+        return;
+    }
     if (req->prev != NULL)
         req->prev->next = req->next;
     else
@@ -540,6 +557,34 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         h->cfg.on_done(req, status, h->cfg.ctx);
     sk_http_req_release(req);
     free(req);
+}
+
+/* on_uri - the request line is in: keep the target as sent (the access
+ * handler only gets it percent-decoded and without the query), for a proxy
+ * that must forward it unchanged. The request proper starts in on_access. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls;
+    (void)conn;
+    struct sk_http_req *req = xcalloc(1, sizeof(*req));
+    req->raw_uri = xstrdup(uri != NULL ? uri : "");
+    return req;
+}
+
+int sk_http_peer(const struct sk_http_req *req, struct sockaddr_storage *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (req->conn == NULL || req->server == NULL)
+        return -1;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci == NULL || ci->client_addr == NULL)
+        return -1;
+    const struct sockaddr *sa = ci->client_addr;
+    size_t len = sa->sa_family == AF_INET6  ? sizeof(struct sockaddr_in6)
+                 : sa->sa_family == AF_INET ? sizeof(struct sockaddr_in)
+                                            : sizeof(struct sockaddr_un);
+    memcpy(out, sa, len);
+    return 0;
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -619,7 +664,8 @@ int sk_http_new(struct sk_loop *loop, const struct sk_http_config *cfg, struct s
                               (unsigned int)cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
                               (unsigned int)(is_unix ? 0 : cfg->max_per_ip), MHD_OPTION_CONNECTION_TIMEOUT,
                               (unsigned int)cfg->idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                              (size_t)HTTP_CONN_MEMORY, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
+                              (size_t)HTTP_CONN_MEMORY, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                              MHD_OPTION_URI_LOG_CALLBACK, on_uri, h, MHD_OPTION_END);
     if (h->mhd == NULL) {
         close(fd);
         r = sk_error_setv(err, EIO, "libmicrohttpd refused to start on '%s'", cfg->listen);

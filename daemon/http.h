@@ -23,6 +23,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include "base/error.h"
 #include "loop.h"
@@ -66,6 +67,9 @@ void sk_http_quiesce(struct sk_http *h);
 size_t sk_http_active(const struct sk_http *h);
 /* sk_http_url - "http://127.0.0.1:7433" or "unix:/path" (the bound port). */
 const char *sk_http_url(const struct sk_http *h);
+/* sk_http_peer - the client's address of a request this server drives (a
+ * Unix socket's family is AF_UNIX); -1 for a detached request. */
+int sk_http_peer(const struct sk_http_req *req, struct sockaddr_storage *out);
 
 /* ---- protocol upgrades (WebSocket) -------------------------------------------- */
 

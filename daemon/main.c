@@ -45,6 +45,10 @@ static void usage(FILE *f)
             "  --pool KEY             keep a pool for KEY, repeatable: image=host|/ROOTFS\n"
             "                         [,disk=SIZE][,net=none][,min=N][,max=N]\n"
             "  --log-level LEVEL      error, warn, info or debug (default info, or $SKIFF_LOG)\n"
+            "  --proxy-domain DOMAIN  also route exposed ports by host name:\n"
+            "                         <port>-<sandbox>.DOMAIN (wildcard DNS to this server)\n"
+            "  --proxy-bind ADDR      address of raw TCP port listeners (default 127.0.0.1)\n"
+            "  --proxy-timeout SECS   wait this long for a sandbox's answer headers (default 60)\n"
             "  --debug-routes         also serve /v1/debug/* (for tests)\n"
             "  --version              print the version\n"
             "  --help                 this text\n",
@@ -164,6 +168,9 @@ int main(int argc, char **argv)
         OPT_POOL_MAX,
         OPT_POOL_IDLE,
         OPT_POOL,
+        OPT_PROXY_DOMAIN,
+        OPT_PROXY_BIND,
+        OPT_PROXY_TIMEOUT,
         OPT_DEBUG,
         OPT_VERSION,
         OPT_HELP
@@ -183,6 +190,9 @@ int main(int argc, char **argv)
         {"pool-max", required_argument, NULL, OPT_POOL_MAX},
         {"pool-idle", required_argument, NULL, OPT_POOL_IDLE},
         {"pool", required_argument, NULL, OPT_POOL},
+        {"proxy-domain", required_argument, NULL, OPT_PROXY_DOMAIN},
+        {"proxy-bind", required_argument, NULL, OPT_PROXY_BIND},
+        {"proxy-timeout", required_argument, NULL, OPT_PROXY_TIMEOUT},
         {"debug-routes", no_argument, NULL, OPT_DEBUG},
         {"version", no_argument, NULL, OPT_VERSION},
         {"help", no_argument, NULL, OPT_HELP},
@@ -264,6 +274,12 @@ int main(int argc, char **argv)
             if (parse_pool_key(optarg, &pool_keys[cfg.n_pool_keys]) < 0)
                 return 2;
             cfg.n_pool_keys++;
+            break;
+        case OPT_PROXY_DOMAIN: cfg.proxy_domain = optarg; break;
+        case OPT_PROXY_BIND: cfg.proxy_bind = optarg; break;
+        case OPT_PROXY_TIMEOUT:
+            if (parse_uint("--proxy-timeout", optarg, 1, 86400, &cfg.proxy_timeout_s) < 0)
+                return 2;
             break;
         case OPT_DEBUG: cfg.debug_routes = true; break;
         case OPT_VERSION: printf("skiffd %s\n", SK_DAEMON_VERSION); return 0;

@@ -40,6 +40,8 @@ void sk_http_req_release(struct sk_http_req *req)
         free(req->resp_headers[i].name);
         free(req->resp_headers[i].value);
     }
+    free(req->resp_headers);
+    free(req->raw_uri);
     if (req->authenticated)
         sk_token_rec_release(&req->auth);
     memset(req, 0, sizeof(*req));
@@ -109,6 +111,11 @@ const char *sk_http_query(const struct sk_http_req *req, const char *name)
         if (strcmp(req->query[i].key, name) == 0)
             return req->query[i].value;
     return NULL;
+}
+
+const char *sk_http_raw_uri(const struct sk_http_req *req)
+{
+    return req->raw_uri != NULL ? req->raw_uri : req->path;
 }
 
 const char *sk_http_param(const struct sk_http_req *req, const char *name)
@@ -232,6 +239,10 @@ void sk_http_set_header(struct sk_http_req *req, const char *name, const char *v
         sk_log_warn("request '%s %s': header '%s' dropped", req->method, req->path, name);
         return;
     }
+    if (req->n_resp_headers == req->cap_resp_headers) {
+        req->cap_resp_headers = req->cap_resp_headers ? req->cap_resp_headers * 2 : 8;
+        req->resp_headers = xrealloc(req->resp_headers, req->cap_resp_headers * sizeof(*req->resp_headers));
+    }
     req->resp_headers[req->n_resp_headers].name = xstrdup(name);
     req->resp_headers[req->n_resp_headers].value = xstrdup(value);
     req->n_resp_headers++;
@@ -306,10 +317,21 @@ void sk_http_reply_stream(struct sk_http_req *req, int status, const char *conte
     if (!begin_answer(req))
         return;
     req->status = status;
-    req->resp_type = xstrdup(content_type);
+    req->resp_type = content_type != NULL ? xstrdup(content_type) : NULL;
     req->stream_fn = fn;
     req->stream_ctx = ctx;
     end_answer(req);
+}
+
+void sk_http_set_stream_size(struct sk_http_req *req, uint64_t size)
+{
+    req->stream_sized = true;
+    req->stream_size = size;
+}
+
+void sk_http_passthrough(struct sk_http_req *req)
+{
+    req->passthrough = true;
 }
 
 void sk_http_suspend(struct sk_http_req *req)

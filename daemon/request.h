@@ -75,8 +75,12 @@ struct sk_http_req_ops {
     void (*resume)(struct sk_http_req *req);
 };
 
-#define SK_HTTP_MAX_QUERY 64 /* more query parameters: 400 */
-#define SK_HTTP_MAX_REPLY_HEADERS 8
+#define SK_HTTP_MAX_QUERY 64          /* more query parameters: 400 */
+#define SK_HTTP_MAX_REPLY_HEADERS 128 /* a proxied answer carries the upstream's */
+
+struct sk_http_resp_header {
+    char *name, *value;
+};
 
 struct sk_http_req {
     /* ---- for handlers (read-only) ---- */
@@ -103,10 +107,12 @@ struct sk_http_req {
     char *resp_body;
     size_t resp_len;
     char *resp_type;
-    struct {
-        char *name, *value;
-    } resp_headers[SK_HTTP_MAX_REPLY_HEADERS];
-    size_t n_resp_headers;
+    struct sk_http_resp_header *resp_headers; /* grown as needed, at most SK_HTTP_MAX_REPLY_HEADERS */
+    size_t n_resp_headers, cap_resp_headers;
+    bool stream_sized; /* the streamed body has stream_size bytes (Content-Length, not chunked) */
+    bool passthrough;  /* a proxied answer: no default headers of ours */
+    uint64_t stream_size;
+    char *raw_uri; /* the request target as sent (not decoded, with the query), when the server knows it */
     sk_http_stream_fn stream_fn;
     void *stream_ctx;
     sk_http_sink_fn sink_fn;
@@ -153,6 +159,10 @@ bool sk_http_is_answered(const struct sk_http_req *req);
 /* Lookups return NULL when absent. Header names are case-insensitive. */
 const char *sk_http_header(const struct sk_http_req *req, const char *name);
 const char *sk_http_query(const struct sk_http_req *req, const char *name);
+/* sk_http_raw_uri - the request target exactly as the client sent it
+ * (percent-encoding and query string included), or the decoded path when
+ * the HTTP layer did not record it (a detached request). */
+const char *sk_http_raw_uri(const struct sk_http_req *req);
 /* sk_http_param - a path parameter of the route ("id" for "/v1/tokens/{id}"),
  * already checked by the router (sk_router_is_valid_param). */
 const char *sk_http_param(const struct sk_http_req *req, const char *name);
@@ -197,6 +207,16 @@ void sk_http_reply_api_error(struct sk_http_req *req, enum sk_api_code code, con
  * the close callback (sk_http_on_close), which always runs. */
 void sk_http_reply_stream(struct sk_http_req *req, int status, const char *content_type, sk_http_stream_fn fn,
                           void *ctx);
+/* sk_http_set_stream_size - before sk_http_reply_stream: the body will be
+ * exactly `size` bytes, sent with Content-Length instead of chunked (the
+ * producer must deliver them all). content_type NULL: no Content-Type. A
+ * Cache-Control header set with sk_http_set_header replaces the default
+ * "no-store". */
+void sk_http_set_stream_size(struct sk_http_req *req, uint64_t size);
+/* sk_http_passthrough - before answering: the answer carries exactly the
+ * headers set (a proxied one keeps the upstream's caching rules: no
+ * default Cache-Control). */
+void sk_http_passthrough(struct sk_http_req *req);
 
 /* sk_http_suspend - from a handler or sink: answer later. Keep req and
  * register sk_http_on_close. Without a timeout of your own a suspended

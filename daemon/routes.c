@@ -43,6 +43,12 @@ const struct sk_route sk_api_routes[] = {
     {"POST", "/v1/sandboxes/{id}/files/move", sk_route_files_move, 0, 0},
     {"GET", "/v1/sandboxes/{id}/files/tar", sk_route_files_tar_get, 0, 0},
     {"PUT", "/v1/sandboxes/{id}/files/tar", sk_route_files_tar_put, SK_ROUTE_STREAM_BODY, 0},
+
+    {"GET", "/v1/sandboxes/{id}/ports", sk_route_ports_list, 0, 0},
+    {"POST", "/v1/sandboxes/{id}/ports", sk_route_ports_expose, 0, 0},
+    {"GET", "/v1/sandboxes/{id}/ports/{port}", sk_route_ports_get, 0, 0},
+    {"DELETE", "/v1/sandboxes/{id}/ports/{port}", sk_route_ports_unexpose, 0, 0},
+    {"POST", "/v1/sandboxes/{id}/ports/{port}/connect-tokens", sk_route_ports_connect_token, 0, 0},
 };
 const size_t sk_api_routes_len = sizeof(sk_api_routes) / sizeof(sk_api_routes[0]);
 

@@ -50,6 +50,12 @@ void sk_route_files_watch(struct sk_daemon *d, struct sk_http_req *req);
 /* routes_tar.c */
 void sk_route_files_tar_get(struct sk_daemon *d, struct sk_http_req *req);
 void sk_route_files_tar_put(struct sk_daemon *d, struct sk_http_req *req);
+/* routes_ports.c */
+void sk_route_ports_list(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_ports_get(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_ports_expose(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_ports_unexpose(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_ports_connect_token(struct sk_daemon *d, struct sk_http_req *req);
 extern const size_t sk_api_routes_len;
 /* Served only with --debug-routes: exercise streaming, long polls and body
  * sinks end to end (tests), and show how to write such handlers. */

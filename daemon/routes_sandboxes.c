@@ -8,6 +8,7 @@
 
 #include "auth/auth.h"
 #include "base/util.h"
+#include "proxy.h"
 #include "routes.h"
 #include "routes_common.h"
 #include "sched/sandboxes.h"
@@ -34,6 +35,7 @@ void sk_route_sandboxes_create(struct sk_daemon *d, struct sk_http_req *req)
 {
     const char *image = NULL, *workdir = NULL, *name = NULL;
     const json_t *entrypoint = NULL, *env = NULL, *tags = NULL;
+    const json_t *ports = NULL; /* inbound ports (proxy.h) */
     double cpu = 0;
     int64_t pids = 0, timeout_s = 0, idle_s = 0, memory_mb = 0, disk_mb = 0;
     bool want_stdin = false;
@@ -51,6 +53,7 @@ void sk_route_sandboxes_create(struct sk_daemon *d, struct sk_http_req *req)
         SK_FIELD_INT("idle_timeout", &idle_s, SK_OPTIONAL, 1, INT64_C(1) << 40),
         SK_FIELD_STRMAP("tags", &tags, SK_OPTIONAL, 64),
         SK_FIELD_STR("name", &name, SK_OPTIONAL, 64),
+        SK_FIELD_ARR("ports", &ports, SK_OPTIONAL, SK_PORTS_MAX),
     };
     if (sk_http_decode_json(req, fields, SK_ARRAY_SIZE(fields)) < 0)
         return;
@@ -84,6 +87,11 @@ void sk_route_sandboxes_create(struct sk_daemon *d, struct sk_http_req *req)
         return;
     }
     sr.entrypoint_stdin = want_stdin;
+    /* ports are checked before anything is created, exposed once it runs */
+    _cleanup_free_ struct sk_port_spec *port_specs = NULL;
+    size_t n_ports = 0;
+    if (ports != NULL && sk_proxy_decode_ports(req, ports, &port_specs, &n_ports) < 0)
+        return;
     char **envv = NULL;
     if (env != NULL && (envv = sk_env_from_json(req, env)) == NULL)
         return;
@@ -100,6 +108,12 @@ void sk_route_sandboxes_create(struct sk_daemon *d, struct sk_http_req *req)
     sk_env_free(envv);
     if (r < 0) {
         sk_http_reply_error(req, &err);
+        return;
+    }
+    if (n_ports > 0 && sk_proxy_expose_all(d->proxy, rec.id, port_specs, n_ports, &err) < 0) {
+        sk_sched_terminate(d->sched, rec.id, "its ports could not be exposed", NULL);
+        sk_http_reply_error(req, &err);
+        sk_sandbox_rec_release(&rec);
         return;
     }
     sk_metric_inc(d->m.sandbox_creates, NULL);

@@ -3071,3 +3071,81 @@ int sk_sched_exec_watch(struct sk_sched *s, const char *exec_id, int64_t timeout
     *watcher = w->id;
     return 0;
 }
+
+/* ---- public: inbound ports ------------------------------------------------------------ */
+
+/* Ports live in the sandbox's runtime record (key "ports") so that a
+ * re-adopted sandbox keeps them; daemon/proxy.c owns their meaning. */
+
+static struct sched_sandbox *ports_sandbox(struct sk_sched *s, const char *id_or_name, struct sk_error *err)
+{
+    bool exists = false;
+    struct sched_sandbox *e = sandbox_resolve(s, id_or_name, &exists);
+    if (e == NULL || e->ending) {
+        if (!exists)
+            sk_error_setv(err, ENOENT, "sandbox '%s' not found", id_or_name ? id_or_name : "");
+        else
+            sk_error_setv(err, EALREADY, "sandbox '%s' is not running", id_or_name);
+        return NULL;
+    }
+    return e;
+}
+
+int sk_sched_ports_get(struct sk_sched *s, const char *id_or_name, char id[20], char **json, struct sk_error *err)
+{
+    *json = NULL;
+    struct sched_sandbox *e = ports_sandbox(s, id_or_name, err);
+    if (e == NULL)
+        return -err->code;
+    if (id != NULL)
+        snprintf(id, SK_SANDBOX_ID_LEN + 1, "%s", e->id);
+    json_t *ports = json_object_get(e->runtime, "ports");
+    *json = json_is_array(ports) ? json_dumps(ports, JSON_COMPACT) : xstrdup("[]");
+    return 0;
+}
+
+int sk_sched_ports_set(struct sk_sched *s, const char *id, const char *json, struct sk_error *err)
+{
+    struct sched_sandbox *e = ports_sandbox(s, id, err);
+    if (e == NULL)
+        return -err->code;
+    json_t *ports = json_loads(json, 0, NULL);
+    if (!json_is_array(ports)) {
+        json_decref(ports);
+        return sk_error_setv(err, EINVAL, "ports must be a JSON array");
+    }
+    json_t *old = json_incref(json_object_get(e->runtime, "ports"));
+    json_object_set_new(e->runtime, "ports", ports);
+    runtime_json_sync(e);
+    int ret = sk_store_sandbox_update(s->st, &e->rec, err);
+    if (ret < 0) {
+        /* what is stored is what holds */
+        if (old != NULL)
+            json_object_set(e->runtime, "ports", old);
+        else
+            json_object_del(e->runtime, "ports");
+        runtime_json_sync(e);
+    }
+    json_decref(old);
+    return ret;
+}
+
+int sk_sched_netns_open(struct sk_sched *s, const char *id, int *fd, struct sk_error *err)
+{
+    *fd = -1;
+    struct sched_sandbox *e = sandbox_live(s, id);
+    if (e == NULL || e->ending || e->sb == NULL)
+        return sk_error_setv(err, ENOENT, "sandbox '%s' is not running", id ? id : "");
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)sk_sandbox_pid(e->sb));
+    int nfd = open(path, O_RDONLY | O_CLOEXEC);
+    if (nfd < 0)
+        return sk_error_set(err, errno, "sandbox '%s': open '%s'", id, path);
+    /* pid 1 still alive after the open: the namespace is this sandbox's */
+    if (pid1_dead(e)) {
+        close(nfd);
+        return sk_error_setv(err, ENOENT, "sandbox '%s' is not running", id);
+    }
+    *fd = nfd;
+    return 0;
+}

@@ -333,4 +333,21 @@ void sk_sched_watch_files_cancel(struct sk_sched *s, uint64_t id);
  * queues meanwhile are picked up from the loop afterwards. */
 struct sk_agent *sk_sched_agent(struct sk_sched *s, const char *sandbox_id, struct sk_error *err);
 
+/* ---- inbound ports (daemon/proxy*.c) ------------------------------------------ */
+
+/* sk_sched_ports_get - the "ports" entry of a running sandbox's runtime
+ * record (JSON array text, sched/ports.h's durable form; "[]" when it has
+ * none) into *json (caller frees), and its id ("sb-" + 16 hex) into id
+ * (may be NULL).
+ * ENOENT for an unknown sandbox, EALREADY for one that is not running. */
+int sk_sched_ports_get(struct sk_sched *s, const char *id_or_name, char id[20], char **json, struct sk_error *err);
+/* sk_sched_ports_set - replace it (a JSON array) and commit the record
+ * before returning; ENOENT/EALREADY as above, EINVAL for other JSON. */
+int sk_sched_ports_set(struct sk_sched *s, const char *id, const char *json, struct sk_error *err);
+/* sk_sched_netns_open - open the network namespace of a running sandbox
+ * (its pid 1's /proc/<pid>/ns/net, checked against the pidfd so that a
+ * reused pid cannot hand out another namespace): *fd is O_RDONLY |
+ * O_CLOEXEC and the caller's. ENOENT when it does not run here. */
+int sk_sched_netns_open(struct sk_sched *s, const char *id, int *fd, struct sk_error *err);
+
 #endif
