@@ -11,8 +11,9 @@
  * runtime/sandbox.h), so that a restarted server can adopt them again
  * (sk_sched_recover). What adoption needs is stored before it is reported:
  * the sandbox's adopt info in its record's runtime_json, and per exec
- * skiff-init's process id in a sidecar file execs/<exec>.proc (see
- * write_proc_file for why there). The process of an exec without a pty
+ * skiff-init's process id in the exec's record (execs of a server before
+ * schema 2 kept it in a sidecar file execs/<exec>.proc, still read). The
+ * process of an exec without a pty
  * writes its output files itself (output_to_fds), so output keeps landing
  * while nobody owns the sandbox; the manager follows the files' sizes with
  * inotify (or a timer). A pty's output cannot be a file: its master is read
@@ -1057,39 +1058,6 @@ static void sandbox_unwatch_dir(struct sched_sandbox *e)
     e->wd = -1;
 }
 
-/* write_proc_file - execs/<exec>.proc holds {"proc_id": N}, skiff-init's id
- * of the exec's process, which a new owner needs to match the processes
- * skiff-init lists with the execs the store says are running. Written
- * before the exec is recorded, so every exec recorded as running has one; a
- * crash in between leaves a file without a record, and the process, which
- * no record claims, is killed on adoption.
- *
- * Why a file and not the store: the exec record has no column for it, and
- * a map in the sandbox's runtime_json would cost another synchronous
- * (fsync'd) transaction at every exec's start and end, rewrite a value that
- * grows with the execs, and still be a second write that can disagree with
- * the exec record. A proc id only means something while the sandbox's
- * skiff-init runs - on this boot: it must survive a crash of this process,
- * not a power loss (after which the boot id differs and the sandbox is
- * recorded lost), so a file written before the record is committed is
- * enough, and needs no fsync. */
-static int write_proc_file(struct sk_sched *s, const char *sandbox_id, const char *exec_id, uint32_t proc_id,
-                           struct sk_error *err)
-{
-    char path[PATH_MAX], text[64];
-    exec_output_path(s, sandbox_id, exec_id, "proc", path, sizeof(path));
-    int len = snprintf(text, sizeof(text), "{\"proc_id\": %u}\n", proc_id);
-    _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0)
-        return sk_error_set(err, errno, "create '%s'", path);
-    if (sk_write_all(fd, text, (size_t)len) != len) {
-        int r = sk_error_set(err, errno ? errno : EIO, "write '%s'", path);
-        unlink(path);
-        return r;
-    }
-    return 0;
-}
-
 /* read_proc_file - the proc id write_proc_file stored; -ENOENT when there is
  * none, -EINVAL when it is malformed. */
 static int read_proc_file(struct sk_sched *s, const char *sandbox_id, const char *exec_id, uint32_t *proc_id)
@@ -1219,9 +1187,11 @@ static void exec_finish(struct sched_exec *x)
          * still record it. */
         sk_log_error("exec '%s': %s", x->id, err.msg);
     } else if (e->persistent) {
-        char path[PATH_MAX];
-        exec_output_path(s, e->id, x->id, "proc", path, sizeof(path));
-        unlink(path);
+        if (x->rec.proc_id == 0) { /* started by a server before schema 2 */
+            char path[PATH_MAX];
+            exec_output_path(s, e->id, x->id, "proc", path, sizeof(path));
+            unlink(path);
+        }
         /* Stored: skiff-init may forget it now. */
         if (x->exited && !e->ending && !e->agent_gone &&
             sk_agent_release(sk_sandbox_agent(e->sb), x->proc_id, &err) < 0 && err.code != ESRCH)
@@ -1530,12 +1500,11 @@ static int exec_start(struct sched_sandbox *e, const struct sk_exec_req *req, bo
         return ret;
     snprintf(id, sizeof(id), "ex-%s", hex);
 
-    char dir[PATH_MAX], paths[2][PATH_MAX], proc_path[PATH_MAX];
+    char dir[PATH_MAX], paths[2][PATH_MAX];
     snprintf(dir, sizeof(dir), "%s/%s/execs", s->sandboxes_dir, e->id);
     if (!e->execs_dir_made && (ret = sk_mkdir_p(dir, 0700, err)) < 0)
         return ret;
     e->execs_dir_made = true;
-    exec_output_path(s, e->id, id, "proc", proc_path, sizeof(proc_path));
     /* In a persistent sandbox the process writes its files itself, so its
      * output survives us; a pty's output is read from the master. */
     bool to_file = e->persistent && !req->pty;
@@ -1604,18 +1573,18 @@ static int exec_start(struct sched_sandbox *e, const struct sk_exec_req *req, bo
                                   .state = xstrdup("running"),
                                   .exit_code = -1,
                                   .created_at = now_ms(),
-                                  .pty = req->pty};
-    ret = e->persistent ? write_proc_file(s, e->id, id, proc.id, err) : 0;
-    if (ret == 0)
-        ret = sk_store_exec_insert(s->st, &x->rec, err);
+                                  .pty = req->pty,
+                                  .proc_id = proc.id};
+    /* Recorded with skiff-init's id of its process: a new owner matches the
+     * processes skiff-init lists with it. A crash before the commit leaves
+     * a process no record claims, which is killed on adoption. */
+    ret = sk_store_exec_insert(s->st, &x->rec, err);
     if (ret < 0) {
         /* Not recorded, so it must not run: its EXIT will be ignored. */
         sk_agent_signal(sk_sandbox_agent(e->sb), proc.id, SIGKILL, NULL);
         exec_free(x);
         unlink(paths[0]);
         unlink(paths[1]);
-        if (e->persistent)
-            unlink(proc_path);
         return ret;
     }
     if (x->stdin_fd >= 0)
@@ -1972,9 +1941,9 @@ static int reconcile_execs(struct sched_sandbox *e, struct sk_error *err)
     for (size_t i = 0; i < nx; i++) {
         if (strcmp(xrs[i].state, "running") != 0)
             continue;
-        uint32_t proc_id = 0;
+        uint32_t proc_id = xrs[i].proc_id;
         const struct sk_agent_proc_info *pi = NULL;
-        if (read_proc_file(s, e->id, xrs[i].id, &proc_id) == 0) {
+        if (proc_id != 0 || read_proc_file(s, e->id, xrs[i].id, &proc_id) == 0) {
             for (size_t k = 0; k < n && pi == NULL; k++) {
                 if (!claimed[k] && procs[k].id == proc_id && proc_matches(&procs[k], &xrs[i])) {
                     claimed[k] = true;

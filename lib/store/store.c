@@ -86,6 +86,9 @@ static const char *const migrations[] = {
     "  pty INTEGER NOT NULL DEFAULT 0"
     ") STRICT;"
     "CREATE INDEX execs_sandbox ON execs(sandbox_id, created_at, id);",
+    /* 2: skiff-init's id of an exec's process, recorded with the exec (it
+     * was a sidecar file: one more file created per exec) */
+    "ALTER TABLE execs ADD COLUMN proc_id INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define SK_STORE_SCHEMA_VERSION ((int)SK_ARRAY_SIZE(migrations))
@@ -938,7 +941,7 @@ void sk_exec_recs_free(struct sk_exec_rec *e, size_t n)
     free(e);
 }
 
-#define EXEC_COLS "id, sandbox_id, argv_json, state, exit_code, signal, timed_out, created_at, ended_at, pty"
+#define EXEC_COLS "id, sandbox_id, argv_json, state, exit_code, signal, timed_out, created_at, ended_at, pty, proc_id"
 
 static void exec_from_row(sqlite3_stmt *stmt, struct sk_exec_rec *e)
 {
@@ -953,6 +956,7 @@ static void exec_from_row(sqlite3_stmt *stmt, struct sk_exec_rec *e)
     e->created_at = sqlite3_column_int64(stmt, 7);
     e->ended_at = sqlite3_column_int64(stmt, 8);
     e->pty = sqlite3_column_int(stmt, 9) != 0;
+    e->proc_id = (uint32_t)sqlite3_column_int64(stmt, 10);
 }
 
 /* step_exec_write - run a write of an exec record with synchronous=NORMAL:
@@ -977,7 +981,7 @@ int sk_store_exec_insert(struct sk_store *st, const struct sk_exec_rec *e, struc
     if (e->id == NULL || e->id[0] == '\0' || e->sandbox_id == NULL || e->state == NULL || e->argv_json == NULL)
         return sk_error_setv(err, EINVAL, "an exec record needs an id, a sandbox id, argv and a state");
     _cleanup_stmt_ sqlite3_stmt *stmt = NULL;
-    int ret = prepare(st, "INSERT INTO execs(" EXEC_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &stmt, err);
+    int ret = prepare(st, "INSERT INTO execs(" EXEC_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &stmt, err);
     if (ret < 0)
         return ret;
     bind_text(stmt, 1, e->id);
@@ -990,6 +994,7 @@ int sk_store_exec_insert(struct sk_store *st, const struct sk_exec_rec *e, struc
     sqlite3_bind_int64(stmt, 8, e->created_at);
     sqlite3_bind_int64(stmt, 9, e->ended_at);
     sqlite3_bind_int(stmt, 10, e->pty ? 1 : 0);
+    sqlite3_bind_int64(stmt, 11, (sqlite3_int64)e->proc_id);
     int constraint = 0;
     ret = step_exec_write(st, stmt, &constraint, "insert exec", err);
     if (constraint == SQLITE_CONSTRAINT_PRIMARYKEY)

@@ -116,6 +116,7 @@ struct sk_exec_rec {
     bool timed_out;
     int64_t created_at, ended_at;
     bool pty;
+    uint32_t proc_id; /* skiff-init's id of its process (0: unknown) */
 };
 void sk_exec_rec_release(struct sk_exec_rec *e);
 

@@ -160,7 +160,7 @@ TEST(open_creates_a_0600_database_in_wal_mode)
     fx_init(&f);
     umask(0); /* the mode must come from the store, not from the umask */
     struct sk_store *st = fx_open(&f);
-    ASSERT_EQ_INT(sk_store_schema_version(st), 1);
+    ASSERT_EQ_INT(sk_store_schema_version(st), 2);
     put_sandbox(st, "sb-1", NULL, "running", "{}", 1);
     struct stat sb;
     ASSERT_EQ_INT(stat(f.path, &sb), 0);
@@ -204,15 +204,48 @@ TEST(reopen_keeps_data_and_does_not_rerun_migrations)
     usleep(20 * 1000);
 
     st = fx_open(&f);
-    ASSERT_EQ_INT(sk_store_schema_version(st), 1);
+    ASSERT_EQ_INT(sk_store_schema_version(st), 2);
     struct sk_error err = {0};
     struct sk_token_rec t;
     ASSERT_OK(sk_store_token_get(st, "00000000000000aa", &t, &err));
     ASSERT_EQ_STR(t.name, "ci");
     sk_token_rec_release(&t);
     sk_store_close(st);
-    ASSERT_EQ_INT(raw_int(f.path, "SELECT count(*) FROM schema_migrations"), 1);
+    ASSERT_EQ_INT(raw_int(f.path, "SELECT count(*) FROM schema_migrations"), 2);
     ASSERT_EQ_INT(raw_int(f.path, "SELECT applied_at FROM schema_migrations WHERE version = 1"), applied);
+    fx_done(&f);
+}
+
+TEST(a_version_1_database_is_migrated_with_its_execs)
+{
+    struct fx f;
+    fx_init(&f);
+    struct sk_store *st = fx_open(&f);
+    put_sandbox(st, "sb-old", NULL, "running", "{}", 1);
+    struct sk_error err = {0};
+    char id_old[] = "ex-old", id_new[] = "ex-new", sid[] = "sb-old", argv[] = "[\"true\"]", state[] = "running";
+    struct sk_exec_rec x = {
+        .id = id_old, .sandbox_id = sid, .argv_json = argv, .state = state, .exit_code = -1, .created_at = 5, .proc_id = 9};
+    ASSERT_OK(sk_store_exec_insert(st, &x, &err));
+    sk_store_close(st);
+    /* back to what a schema 1 server wrote: no proc_id column */
+    raw_exec(f.path, "ALTER TABLE execs DROP COLUMN proc_id");
+    raw_exec(f.path, "DELETE FROM schema_migrations WHERE version = 2");
+
+    st = fx_open(&f);
+    ASSERT_EQ_INT(sk_store_schema_version(st), 2);
+    struct sk_exec_rec got;
+    ASSERT_OK(sk_store_exec_get(st, "ex-old", &got, &err));
+    ASSERT_EQ_STR(got.state, "running");
+    ASSERT_EQ_INT(got.proc_id, 0); /* unknown: recovery falls back to the sidecar file */
+    sk_exec_rec_release(&got);
+    x.id = id_new;
+    x.proc_id = 4000000000u;
+    ASSERT_OK(sk_store_exec_insert(st, &x, &err));
+    ASSERT_OK(sk_store_exec_get(st, "ex-new", &got, &err));
+    ASSERT_TRUE(got.proc_id == 4000000000u);
+    sk_exec_rec_release(&got);
+    sk_store_close(st);
     fx_done(&f);
 }
 
@@ -230,7 +263,7 @@ TEST(a_newer_schema_is_refused)
     ASSERT_EQ_INT(sk_store_open(f.path, &st, &err), -EPROTO);
     ASSERT_TRUE(st == NULL);
     ASSERT_EQ_INT(err.code, EPROTO);
-    ASSERT_EQ_STR(err.msg, "database schema version 7 is newer than this skiff (1)");
+    ASSERT_EQ_STR(err.msg, "database schema version 7 is newer than this skiff (2)");
     /* nothing was changed or lost */
     ASSERT_EQ_INT(raw_int(f.path, "SELECT max(version) FROM schema_migrations"), 7);
     ASSERT_EQ_INT(raw_int(f.path, "SELECT count(*) FROM sandboxes"), 1);
