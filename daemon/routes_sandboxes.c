@@ -31,6 +31,62 @@ static void reply_rec(struct sk_daemon *d, struct sk_http_req *req, const char *
     sk_sandbox_rec_release(&rec);
 }
 
+/* A create waiting for its sandbox. It lives until both the request is
+ * gone (create_closed) and the creation reported (create_done): the
+ * creation completes - and its ports are exposed - even when the client
+ * has left. */
+struct pending_create {
+    struct sk_daemon *d;
+    struct sk_http_req *req; /* NULL once the request is gone */
+    int64_t start;
+    struct sk_port_spec *port_specs;
+    size_t n_ports;
+    bool waiting; /* create_done has not run yet */
+};
+
+static void pending_create_free(struct pending_create *pc)
+{
+    free(pc->port_specs);
+    free(pc);
+}
+
+static void create_closed(struct sk_http_req *req, void *ctx)
+{
+    (void)req;
+    struct pending_create *pc = ctx;
+    pc->req = NULL;
+    if (!pc->waiting)
+        pending_create_free(pc);
+}
+
+static void create_done(void *arg, int ret, const struct sk_sandbox_rec *rec, const struct sk_error *cerr)
+{
+    struct pending_create *pc = arg;
+    struct sk_daemon *d = pc->d;
+    pc->waiting = false;
+    struct sk_http_req *req = pc->req;
+    struct sk_error err = {0};
+    if (ret < 0) {
+        if (req != NULL)
+            sk_http_reply_error(req, cerr);
+    } else if (pc->n_ports > 0 && sk_proxy_expose_all(d->proxy, rec->id, pc->port_specs, pc->n_ports, &err) < 0) {
+        sk_sched_terminate(d->sched, rec->id, "its ports could not be exposed", NULL);
+        if (req != NULL)
+            sk_http_reply_error(req, &err);
+    } else {
+        sk_metric_inc(d->m.sandbox_creates, NULL);
+        sk_metric_observe(d->m.sandbox_create_duration, NULL, (double)(sk_now_ns() - pc->start) / 1e9);
+        if (req != NULL) {
+            char location[96];
+            snprintf(location, sizeof(location), "/v1/sandboxes/%s", rec->id);
+            sk_http_set_header(req, "Location", location);
+            sk_http_reply_json(req, 201, sk_sandbox_json(rec));
+        }
+    }
+    if (req == NULL)
+        pending_create_free(pc);
+}
+
 void sk_route_sandboxes_create(struct sk_daemon *d, struct sk_http_req *req)
 {
     const char *image = NULL, *workdir = NULL, *name = NULL;
@@ -101,28 +157,24 @@ void sk_route_sandboxes_create(struct sk_daemon *d, struct sk_http_req *req)
     _cleanup_free_ char *spec_json = json_dumps(req->json, JSON_COMPACT | JSON_SORT_KEYS);
     sr.spec_json = spec_json;
 
-    int64_t start = sk_now_ns();
-    struct sk_sandbox_rec rec;
-    memset(&rec, 0, sizeof(rec));
-    int r = sk_sched_create(d->sched, &sr, &rec, &err);
+    /* The answer comes from create_done: at once from the warm pool, else
+     * once a worker thread has built the sandbox (the loop serves others
+     * meanwhile). */
+    struct pending_create *pc = xcalloc(1, sizeof(*pc));
+    pc->d = d;
+    pc->req = req;
+    pc->start = sk_now_ns();
+    pc->port_specs = steal_pointer(&port_specs);
+    pc->n_ports = n_ports;
+    pc->waiting = true;
+    sk_http_suspend(req);
+    sk_http_on_close(req, create_closed, pc);
+    int r = sk_sched_create_async(d->sched, &sr, create_done, pc, &err);
     sk_env_free(envv);
     if (r < 0) {
+        pc->waiting = false;
         sk_http_reply_error(req, &err);
-        return;
     }
-    if (n_ports > 0 && sk_proxy_expose_all(d->proxy, rec.id, port_specs, n_ports, &err) < 0) {
-        sk_sched_terminate(d->sched, rec.id, "its ports could not be exposed", NULL);
-        sk_http_reply_error(req, &err);
-        sk_sandbox_rec_release(&rec);
-        return;
-    }
-    sk_metric_inc(d->m.sandbox_creates, NULL);
-    sk_metric_observe(d->m.sandbox_create_duration, NULL, (double)(sk_now_ns() - start) / 1e9);
-    char location[96];
-    snprintf(location, sizeof(location), "/v1/sandboxes/%s", rec.id);
-    sk_http_set_header(req, "Location", location);
-    sk_http_reply_json(req, 201, sk_sandbox_json(&rec));
-    sk_sandbox_rec_release(&rec);
 }
 
 void sk_route_sandboxes_get(struct sk_daemon *d, struct sk_http_req *req)
