@@ -45,6 +45,9 @@ int cmd_sandbox_shell(int argc, char **argv, struct sk_cli *g);
 void cmd_sandbox_shell_usage(FILE *out);
 int cmd_sandbox_cp(int argc, char **argv, struct sk_cli *g);
 void cmd_sandbox_cp_usage(FILE *out);
+/* skiff sandbox port expose|unexpose|ls|token (port.c) */
+int cmd_sandbox_port(int argc, char **argv, struct sk_cli *g);
+void cmd_sandbox_port_usage(FILE *out);
 
 /* skiff token create|ls|revoke */
 int cmd_token(int argc, char **argv, struct sk_cli *g);

@@ -36,7 +36,9 @@ static void usage_create(FILE *out)
                  "  --idle-timeout SECONDS  end it after this long without API activity ('idle')\n"
                  "  --env K=V            an environment variable for every process (repeatable)\n"
                  "  --workdir DIR        working directory of its processes\n"
-                 "  --tag K=V            a tag (repeatable); find sandboxes with ls --tag\n" SK_CLI_COMMON_HELP);
+                 "  --tag K=V            a tag (repeatable); find sandboxes with ls --tag\n"
+                 "  --port PORT          expose an http port once it runs (repeatable; a token is\n"
+                 "                       needed: see `skiff sandbox port`)\n" SK_CLI_COMMON_HELP);
 }
 
 static void usage_ls(FILE *out)
@@ -176,7 +178,8 @@ static int sb_create(int argc, char **argv, struct sk_cli *g)
         O_IDLE,
         O_ENV,
         O_WORKDIR,
-        O_TAG
+        O_TAG,
+        O_PORT
     };
     static const struct option longopts[] = {
         {"name", required_argument, NULL, O_NAME},
@@ -190,11 +193,13 @@ static int sb_create(int argc, char **argv, struct sk_cli *g)
         {"env", required_argument, NULL, O_ENV},
         {"workdir", required_argument, NULL, O_WORKDIR},
         {"tag", required_argument, NULL, O_TAG},
+        {"port", required_argument, NULL, O_PORT},
         SK_CLI_COMMON_OPTIONS,
         {NULL, 0, NULL, 0},
     };
     int dd = sk_cli_dashdash(argc, argv);
     json_t *body = json_object(), *env = json_object(), *tags = json_object();
+    json_t *ports = json_array();
     int rc = -1, c;
     sk_cli_reset_getopt();
     while (rc < 0 && (c = getopt_long(dd, argv, ":h", longopts, NULL)) != -1) {
@@ -243,6 +248,12 @@ static int sb_create(int argc, char **argv, struct sk_cli *g)
             else
                 json_object_set_new(c == O_ENV ? env : tags, k, json_string(v));
             break;
+        case O_PORT:
+            if (sk_cli_parse_int(optarg, 1, 65535, &n) < 0)
+                rc = sk_cli_usage_error(prog, "--port needs a port number 1-65535, not '%s'", optarg);
+            else
+                json_array_append_new(ports, json_integer(n));
+            break;
         case 'h':
             usage_create(stdout);
             rc = 0;
@@ -256,6 +267,9 @@ static int sb_create(int argc, char **argv, struct sk_cli *g)
         rc = sk_cli_usage_error(prog, "unexpected argument '%s' (the entrypoint goes after --)", argv[optind]);
     if (rc < 0 && dd < argc && dd + 1 == argc)
         rc = sk_cli_usage_error(prog, "an empty entrypoint after --");
+    if (json_array_size(ports) > 0)
+        json_object_set(body, "ports", ports);
+    json_decref(ports);
     if (rc >= 0) {
         json_decref(body);
         json_decref(env);
@@ -716,6 +730,7 @@ static const struct sk_cli_subcommand subcommands[] = {
     {"logs", NULL, "the entrypoint's output", sb_logs, usage_logs},
     {"wait", NULL, "wait until a sandbox ends and print why", sb_wait, usage_wait},
     {"tag", NULL, "replace a sandbox's tags", sb_tag, usage_tag},
+    {"port", NULL, "exposed ports: expose, unexpose, ls, token", cmd_sandbox_port, cmd_sandbox_port_usage},
 };
 
 #define ABOUT "Sandboxes on a skiffd server (start one with `skiff serve` or `make run`)."

@@ -1145,6 +1145,7 @@ int sk_proxy_new(struct sk_daemon *d, const struct sk_proxy_config *cfg, struct 
     struct sk_proxy *p = xcalloc(1, sizeof(*p));
     p->d = d;
     p->self_netns = -1;
+    p->devnull = -1;
     p->bind = xstrdup(cfg->bind != NULL ? cfg->bind : "127.0.0.1");
     p->timeout_ms = (int64_t)(cfg->timeout_s ? cfg->timeout_s : SK_PROXY_DEFAULT_TIMEOUT_S) * 1000;
     int r;

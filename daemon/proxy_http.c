@@ -11,18 +11,28 @@
  * headers are in and the request body has been passed on (libmicrohttpd
  * sends an answer only after the whole request was read).
  *
- * Each exchange opens its own connection inside the sandbox (curl's
- * OPENSOCKETFUNCTION hands it a socket created in the sandbox's network
- * namespace) and closes it at the end: connections are never reused, so
- * one can never carry a request to the wrong sandbox, and unexposing a
- * port leaves no pooled connection behind.
+ * Connections inside the sandbox are made by curl through our
+ * OPENSOCKETFUNCTION, which creates the socket in the sandbox's network
+ * namespace, and are kept alive in curl's connection cache for the next
+ * request. Every sandbox is reached under a name of its own,
+ * "<sandbox id>.skiff.invalid:<port>", that CONNECT_TO sends to 127.0.0.1
+ * (of the namespace the socket was made in): curl reuses a connection only
+ * for the same name and port, so a connection can never carry a request to
+ * another sandbox or port. A request with a body gets a fresh connection
+ * (curl can retry a request on a reused connection that died only when it
+ * can send the body again, and a streamed body cannot be). When a port is
+ * unexposed or its sandbox ends, the cached connections to it are closed
+ * at once (px_kill_sockets): they would otherwise keep the sandbox's
+ * namespace alive.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "base/util.h"
@@ -148,10 +158,15 @@ int sk__px_http_init(struct sk_proxy *p, struct sk_error *err)
 {
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return sk_error_setv(err, EIO, "libcurl cannot start");
+    p->devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (p->devnull < 0)
+        return sk_error_set(err, errno, "open '/dev/null'");
     p->multi = curl_multi_init();
-    if (p->multi == NULL)
+    p->connect_to = curl_slist_append(NULL, "::127.0.0.1:");
+    if (p->multi == NULL || p->connect_to == NULL)
         return sk_error_setv(err, ENOMEM, "libcurl: no multi handle");
     sk_loop_timer_init(&p->curl_timer, on_curl_timer, p);
+    curl_multi_setopt(p->multi, CURLMOPT_MAXCONNECTS, (long)PX_KEEPALIVE_MAX);
     curl_multi_setopt(p->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
     curl_multi_setopt(p->multi, CURLMOPT_SOCKETDATA, p);
     curl_multi_setopt(p->multi, CURLMOPT_TIMERFUNCTION, on_curl_timeout);
@@ -162,8 +177,17 @@ int sk__px_http_init(struct sk_proxy *p, struct sk_error *err)
 void sk__px_http_release(struct sk_proxy *p)
 {
     if (p->multi != NULL)
-        curl_multi_cleanup(p->multi);
+        curl_multi_cleanup(p->multi); /* closes the cached connections (on_close_socket) */
     p->multi = NULL;
+    curl_slist_free_all(p->connect_to);
+    p->connect_to = NULL;
+    while (p->usocks != NULL) {
+        struct px_usock *u = p->usocks;
+        p->usocks = u->next;
+        close(u->fd);
+        free(u);
+    }
+    sk_close(&p->devnull);
     if (p->d != NULL && p->d->loop != NULL)
         sk_loop_timer_stop(p->d->loop, &p->curl_timer);
 }
@@ -351,7 +375,47 @@ static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose, struct 
     if (s == NULL)
         return CURL_SOCKET_BAD;
     int fd = sk__px_open_socket(x->p, s->netns_fd, AF_INET);
-    return fd < 0 ? CURL_SOCKET_BAD : fd;
+    if (fd < 0)
+        return CURL_SOCKET_BAD;
+    struct px_usock *u = xcalloc(1, sizeof(*u));
+    u->fd = fd;
+    u->port = x->port;
+    snprintf(u->sandbox_id, sizeof(u->sandbox_id), "%s", x->sandbox_id);
+    u->next = x->p->usocks;
+    x->p->usocks = u;
+    return fd;
+}
+
+/* on_close_socket - curl is done with a connection (clientp is the proxy:
+ * the exchange that opened it may be long gone). */
+static int on_close_socket(void *clientp, curl_socket_t fd)
+{
+    struct sk_proxy *p = clientp;
+    for (struct px_usock **pp = &p->usocks; *pp != NULL; pp = &(*pp)->next) {
+        if ((*pp)->fd == fd) {
+            struct px_usock *u = *pp;
+            *pp = u->next;
+            free(u);
+            break;
+        }
+    }
+    return close(fd);
+}
+
+/* px_kill_sockets - close the sandbox end of every connection curl holds to
+ * (sandbox, port) (port 0: any) without taking the descriptors from curl:
+ * dup2 puts /dev/null in their place, which curl finds readable - a dead
+ * connection - and closes when it looks at it next. */
+static void px_kill_sockets(struct sk_proxy *p, const char *sandbox_id, uint16_t port)
+{
+    for (struct px_usock *u = p->usocks; u != NULL; u = u->next) {
+        if ((sandbox_id != NULL && strcmp(u->sandbox_id, sandbox_id) != 0) || (port != 0 && u->port != port))
+            continue;
+        if (dup2(p->devnull, u->fd) < 0)
+            sk_log_warn("proxy: drop a connection to sandbox '%s' port %u: %s", u->sandbox_id, u->port,
+                        strerror(errno));
+        u->sandbox_id[0] = '\0'; /* not the sandbox's any more */
+    }
 }
 
 static size_t on_header(char *data, size_t size, size_t n, void *ctx)
@@ -548,21 +612,25 @@ void sk__px_http_start(struct sk_proxy *p, struct sk_http_req *req, struct px_ta
     CURL *e = curl_easy_init();
     if (e == NULL)
         abort();
-    char *url = xasprintf("http://127.0.0.1:%u%s", x->port, t->forward);
+    /* a name per sandbox: curl's connection cache keys on it */
+    char *url = xasprintf("http://%s.skiff.invalid:%u%s", x->sandbox_id, x->port, t->forward);
     curl_easy_setopt(e, CURLOPT_URL, url);
     free(url);
+    curl_easy_setopt(e, CURLOPT_CONNECT_TO, p->connect_to);
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http");
     curl_easy_setopt(e, CURLOPT_PROXY, "");
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
-    curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+    curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, has_body ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, (long)PX_KEEPALIVE_S);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)PX_CONNECT_TIMEOUT_MS);
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 65536L);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, p);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
@@ -610,4 +678,5 @@ void sk__px_http_abort(struct sk_proxy *p, const char *sandbox_id, uint16_t port
         if (x->req == NULL)
             x_free(x);
     }
+    px_kill_sockets(p, sandbox_id, port);
 }

@@ -22,6 +22,8 @@
 #define PX_CONNECT_TIMEOUT_MS 10000 /* connecting inside the sandbox */
 #define PX_TOUCH_NS 500000000LL     /* report activity at most this often per sandbox */
 #define PX_PIPES_MAX 4096           /* relayed connections (WebSocket and TCP) at once */
+#define PX_KEEPALIVE_MAX 256        /* idle connections into sandboxes kept for reuse */
+#define PX_KEEPALIVE_S 30           /* ... for at most this long */
 #define PX_COOKIE "skiff_connect"
 #define PX_QUERY_TOKEN "skiff_token"
 #define PX_HEADER_TOKEN "X-Skiff-Token"
@@ -52,6 +54,15 @@ struct px_sandbox {
 struct px_http;
 struct px_pipe;
 
+/* A socket curl connected inside a sandbox (in use or kept alive in its
+ * connection cache). */
+struct px_usock {
+    struct px_usock *next;
+    int fd;
+    char sandbox_id[20];
+    uint16_t port;
+};
+
 struct sk_proxy {
     struct sk_daemon *d;
     char *domain; /* lower case; NULL: no host form */
@@ -68,6 +79,9 @@ struct sk_proxy {
     CURLM *multi;
     struct sk_loop_timer curl_timer;
     int curl_running;
+    struct curl_slist *connect_to; /* every name connects to the sandbox's 127.0.0.1 */
+    struct px_usock *usocks;
+    int devnull; /* what a dropped sandbox's cached sockets become (see px_kill_sockets) */
 
     struct sk_metric *m_requests; /* skiff_proxy_requests_total{protocol} */
     struct sk_metric *m_conns;    /* skiff_proxy_connections_total{protocol} */

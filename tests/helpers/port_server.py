@@ -6,7 +6,7 @@ for the tests and the benchmark of exposed ports. Standard library only.
     python3 port_server.py --tcp PORT      raw TCP echo on 0.0.0.0:PORT
 
 HTTP:
-    GET  /info           JSON: method, path (as received), headers
+    GET  /info           JSON: method, path (as received), hostname (the sandbox's id), headers
     POST /echo           the request body back (Content-Length or chunked in)
     GET  /stream?n=N&ms=T  N lines "line i\\n", one every T ms (chunked)
     GET  /bytes?n=N      N bytes of 'x' with Content-Length
@@ -18,6 +18,7 @@ HTTP:
 import base64
 import hashlib
 import json
+import socket
 import socketserver
 import struct
 import sys
@@ -105,7 +106,8 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         q = parse_qs(url.query)
         if url.path == "/info":
-            info = {"method": self.command, "path": self.path, "headers": [[k, v] for k, v in self.headers.items()]}
+            info = {"method": self.command, "path": self.path, "hostname": socket.gethostname(),
+                    "headers": [[k, v] for k, v in self.headers.items()]}
             self.reply(200, json.dumps(info).encode(), "application/json", {"X-Served-By": "port_server"})
         elif url.path == "/bytes":
             n = int(q.get("n", ["0"])[0])

@@ -1208,3 +1208,130 @@ TEST_TIMEOUT(metrics_count_proxied_traffic, 60)
     ASSERT_EQ_INT(ports_tcp, 1);
     skiffd_finish(&s);
 }
+
+/* skiff - build/skiff against s with the admin token; its exit code. */
+static int skiff(const struct skiffd *s, struct sk_test_output *o, const char *const *args)
+{
+    char bin[PATH_MAX], url_kv[128], tok_kv[256];
+    snprintf(bin, sizeof(bin), "%s/skiff", sk_test_bin_dir());
+    snprintf(url_kv, sizeof(url_kv), "SKIFF_URL=http://127.0.0.1:%d", s->port);
+    snprintf(tok_kv, sizeof(tok_kv), "SKIFF_TOKEN=%s", s->token);
+    const char *argv[32] = {bin};
+    size_t n = 1;
+    for (size_t i = 0; args[i] != NULL && n < 31; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    const char *envv[] = {url_kv, tok_kv, "SKIFF_CONFIG=", "XDG_CONFIG_HOME=", "HOME=/nonexistent", NULL};
+    if (sk_test_run(argv, NULL, envv, 60, o) < 0)
+        FAIL("run %s: %s", bin, strerror(errno));
+    return o->exit_code;
+}
+
+#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+TEST_TIMEOUT(cli_exposes_lists_mints_and_unexposes, 60)
+{
+    struct skiffd s;
+    start(&s);
+    struct sk_test_output o;
+    ASSERT_EQ_INT(skiff(&s, &o, ARGS("sandbox", "create", "--name", "cli-web", "--port", "8000")), 0);
+    char id[64];
+    snprintf(id, sizeof(id), "%.*s", (int)strcspn(o.out, "\n"), o.out);
+    sk_test_output_free(&o);
+    run_server(&s, id, "8000");
+    wait_up(&s, id, 8000);
+    ASSERT_EQ_INT(
+        skiff(&s, &o, ARGS("sandbox", "port", "expose", "cli-web", "9000", "--tcp", "--allow", "127.0.0.0/8")), 0);
+    ASSERT_CONTAINS(o.out, "tcp://127.0.0.1:");
+    sk_test_output_free(&o);
+    ASSERT_EQ_INT(skiff(&s, &o, ARGS("sandbox", "port", "ls", "cli-web")), 0);
+    ASSERT_CONTAINS(o.out, "PORT");
+    ASSERT_CONTAINS(o.out, "8000  http      token");
+    ASSERT_CONTAINS(o.out, "token, from 127.0.0.0/8");
+    char url[256];
+    snprintf(url, sizeof(url), "/p/%s/8000/", id);
+    ASSERT_CONTAINS(o.out, url);
+    sk_test_output_free(&o);
+    /* a connect token's URL opens the port without the API token */
+    ASSERT_EQ_INT(skiff(&s, &o, ARGS("sandbox", "port", "token", "cli-web", "8000", "--ttl", "60")), 0);
+    ASSERT_CONTAINS(o.out, "?skiff_token=skc_");
+    const char *p = strstr(o.out, "/p/");
+    ASSERT_TRUE(p != NULL);
+    char target[256];
+    snprintf(target, sizeof(target), "%.*s", (int)strcspn(p, "\n"), p);
+    sk_test_output_free(&o);
+    struct resp r;
+    http(&s, "GET", target, NULL, &r);
+    ASSERT_EQ_INT(r.status, 404); /* the server's own: nothing at its root */
+    ASSERT_EQ_STR(r.body, "not here");
+    resp_free(&r);
+    /* usage errors and API errors have their exit codes */
+    ASSERT_EQ_INT(skiff(&s, &o, ARGS("sandbox", "port", "expose", "cli-web", "70000")), 2);
+    sk_test_output_free(&o);
+    ASSERT_EQ_INT(skiff(&s, &o, ARGS("sandbox", "port", "expose", "cli-web", "9001", "--tcp")), 2);
+    ASSERT_CONTAINS(o.err, "--public or --allow");
+    sk_test_output_free(&o);
+    ASSERT_EQ_INT(skiff(&s, &o, ARGS("sandbox", "port", "expose", "cli-web", "8000")), 5);
+    ASSERT_CONTAINS(o.err, "already_exists");
+    sk_test_output_free(&o);
+    ASSERT_EQ_INT(skiff(&s, &o, ARGS("sandbox", "port", "unexpose", "cli-web", "8000")), 0);
+    sk_test_output_free(&o);
+    ASSERT_EQ_INT(skiff(&s, &o, ARGS("sandbox", "port", "unexpose", "cli-web", "8000")), 3);
+    sk_test_output_free(&o);
+    ASSERT_EQ_INT(skiff(&s, &o, ARGS("sandbox", "port", "ls", "cli-web", "--json")), 0);
+    ASSERT_CONTAINS(o.out, "\"port\": 9000");
+    ASSERT_NOT_CONTAINS(o.out, "\"port\": 8000");
+    sk_test_output_free(&o);
+    skiffd_finish(&s);
+}
+
+TEST_TIMEOUT(kept_alive_connections_never_cross_sandboxes_or_ports, 60)
+{
+    struct skiffd s;
+    start(&s);
+    char a[64], b[64];
+    create_box(&s, "{\"ports\": [8000, 8001]}", a, sizeof(a));
+    create_box(&s, "{\"ports\": [8000]}", b, sizeof(b));
+    run_server(&s, a, "8000");
+    run_server(&s, a, "8001");
+    run_server(&s, b, "8000");
+    wait_up(&s, a, 8000);
+    wait_up(&s, a, 8001);
+    wait_up(&s, b, 8000);
+    _cleanup_free_ char *auth = bearer(s.token);
+    /* one client connection, requests for each in turn: skiffd keeps its
+     * connections into the sandboxes alive, and each answer must come from
+     * the sandbox and port asked for */
+    int fd = connect_to(&s, NULL);
+    const char *ids[3] = {a, a, b};
+    const int ports[3] = {8000, 8001, 8000};
+    for (int i = 0; i < 60; i++) {
+        int k = i % 3;
+        char *req = xasprintf("GET /p/%s/%d/info?i=%d HTTP/1.1\r\nHost: x\r\n%s\r\n", ids[k], ports[k], i, auth);
+        send_all(fd, req, strlen(req));
+        free(req);
+        struct resp r;
+        ASSERT_EQ_INT(read_response(fd, &r, 20), 0);
+        ASSERT_EQ_INT(r.status, 200);
+        ASSERT_EQ_STR(jstr(r.json, "hostname"), ids[k]);
+        char want[32];
+        snprintf(want, sizeof(want), "/info?i=%d", i);
+        ASSERT_EQ_STR(jstr(r.json, "path"), want);
+        resp_free(&r);
+    }
+    close(fd);
+    /* a port unexposed and exposed again is reached afresh */
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/sandboxes/%s/ports/8000", a);
+    api_ok(&s, "DELETE", path, NULL, 200);
+    snprintf(path, sizeof(path), "/v1/sandboxes/%s/ports", a);
+    api_ok(&s, "POST", path, "{\"port\": 8000}", 201);
+    char t[128];
+    snprintf(t, sizeof(t), "/p/%s/8000/info", a);
+    struct resp r;
+    http(&s, "GET", t, auth, &r);
+    ASSERT_EQ_INT(r.status, 200);
+    ASSERT_EQ_STR(jstr(r.json, "hostname"), a);
+    resp_free(&r);
+    skiffd_finish(&s);
+}

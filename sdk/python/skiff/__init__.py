@@ -25,9 +25,10 @@ from .file_io import SandboxFile
 from .filesystem import FileInfo, FileType, FileWatchEvent, FileWatchEventType, SandboxFilesystem
 from .image import Image
 from .sandbox import ContainerProcess, Sandbox
+from .tunnel import SandboxConnectCredentials, Tunnel
 
 __all__ = [
     "__version__", "exception", "Client", "App", "Image", "Sandbox", "ContainerProcess", "StreamReader",
     "StreamWriter", "SandboxFilesystem", "SandboxFile", "FileInfo", "FileType", "FileWatchEvent",
-    "FileWatchEventType",
+    "FileWatchEventType", "Tunnel", "SandboxConnectCredentials",
 ]

@@ -17,6 +17,7 @@ from .app import APP_TAG, App
 from .exception import (Error, ExecTimeoutError, FailedPreconditionError, InvalidError, NotFoundError,
                         SandboxTerminatedError, SandboxTimeoutError)
 from .image import Image
+from . import tunnel as _tunnel
 
 if TYPE_CHECKING:
     from .file_io import SandboxFile
@@ -293,7 +294,9 @@ class Sandbox:
                cpu: Union[float, tuple[float, float], None] = None,
                memory: Union[int, tuple[int, int], None] = None, block_network: bool = True,
                tags: Mapping[str, str] | None = None, name: str | None = None, pids: int | None = None,
-               disk: int | None = None, client: Client | None = None) -> "Sandbox":
+               disk: int | None = None, encrypted_ports: Sequence[int] | None = None,
+               unencrypted_ports: Sequence[int] | None = None, ports: Sequence[Any] | None = None,
+               client: Client | None = None) -> "Sandbox":
         """Create and start a sandbox; returns once it runs.
 
         ``entrypoint`` (optional) is a command; the sandbox ends when it exits and its
@@ -312,6 +315,10 @@ class Sandbox:
           Modal's (open).** Networking is not implemented yet: ``False`` raises
           :class:`InvalidError`.
         - ``tags``: string key/values; ``name``: unique among sandboxes on record.
+        - ``encrypted_ports`` (http ports, proxied by skiffd; **a token is needed**, unlike
+          Modal), ``unencrypted_ports`` (raw TCP ports, public as Modal's), ``ports``
+          (skiff's own entries: numbers or ``{"port", "protocol", "public", "allow_cidrs"}``):
+          exposed once it runs; see :meth:`tunnels` and :mod:`skiff.tunnel`.
         """
         if not block_network:
             raise InvalidError("block_network=False: skiff sandboxes have no network yet (networking is not "
@@ -344,6 +351,9 @@ class Sandbox:
             body["tags"] = all_tags
         if name is not None:
             body["name"] = name
+        port_list = _tunnel.port_specs(encrypted_ports, unencrypted_ports, ports)
+        if port_list:
+            body["ports"] = port_list
         c = client or Client.default()
         sb = cls(c, c.request("POST", "/v1/sandboxes", json=body, idempotent=False))
         if workdir is not None and not entrypoint and workdir != "/":
@@ -604,6 +614,36 @@ class Sandbox:
         """Every exec of the sandbox (the entrypoint's included), oldest first."""
         recs = self._live().request("GET", self._path + "/execs").get("execs") or []
         return [ContainerProcess(self, r, stdin=True) for r in recs]
+
+    # -- ports (skiff.tunnel) -----------------------------------------------------------
+
+    @blocking
+    def tunnels(self, timeout: Union[int, float] = 50) -> "dict[int, _tunnel.Tunnel]":
+        """The exposed ports, by port number inside the sandbox: :class:`~skiff.tunnel.Tunnel`
+        with ``.url``, ``.host``/``.port``, ``.tcp_socket``. (``timeout`` is Modal's; skiff's
+        tunnels are ready as soon as they are exposed.)"""
+        return _tunnel.tunnels(self)
+
+    @blocking
+    def expose(self, port: int, *, protocol: str = "http", public: bool = False,
+               allow_cidrs: Sequence[str] | None = None) -> "_tunnel.Tunnel":
+        """Expose a port now (``protocol`` ``"http"`` or ``"tcp"``; a tcp port must be
+        ``public`` or have ``allow_cidrs``). AlreadyExistsError when it is exposed."""
+        return _tunnel.expose(self, port, protocol=protocol, public=public, allow_cidrs=allow_cidrs)
+
+    @blocking
+    def unexpose(self, port: int) -> None:
+        """Stop exposing a port; connections through it are closed, its connect tokens void."""
+        _tunnel.unexpose(self, port)
+
+    @blocking
+    def create_connect_token(self, port: int, *, ttl: Union[int, float, None] = None,
+                             user_metadata: Any = None) -> "_tunnel.SandboxConnectCredentials":
+        """A token (and a ready ``url``) that opens this exposed http port, and nothing else,
+        for ``ttl`` seconds (default 3600). ``user_metadata`` (Modal's) is not supported."""
+        if user_metadata is not None:
+            raise InvalidError("user_metadata is not supported by skiff's connect tokens")
+        return _tunnel.connect_token(self, port, ttl)
 
     # -- files ------------------------------------------------------------------------
 
