@@ -330,6 +330,7 @@ static void *refill_main(void *arg)
         double secs = (double)(sk_now_ns() - t0) / 1e9;
         struct pooled *e = NULL;
         if (ret == 0) {
+            sk_sandbox_mark_cpu_baseline(sb);
             e = xcalloc(1, sizeof(*e));
             e->sb = sb;
             if (image_identity(p, image, &e->img_dev, &e->img_ino) < 0) {

@@ -1126,11 +1126,15 @@ int sk_sandbox_claim(struct sk_sandbox *sb, const struct sk_cgroup_limits *lim, 
         if (ret < 0)
             return ret;
     }
+    sb->deadline_ns = timeout_ms > 0 ? sk_now_ns() + timeout_ms * 1000000 : 0;
+    return 0;
+}
+
+void sk_sandbox_mark_cpu_baseline(struct sk_sandbox *sb)
+{
     struct sk_cgroup_usage u;
     if (sk_cgroup_read_usage(sb->cgroup, &u, NULL) == 0)
         sb->cpu_base_usec = u.cpu_usec;
-    sb->deadline_ns = timeout_ms > 0 ? sk_now_ns() + timeout_ms * 1000000 : 0;
-    return 0;
 }
 
 bool sk_sandbox_is_alive(const struct sk_sandbox *sb)

@@ -192,12 +192,16 @@ int sk_sandbox_exec(struct sk_sandbox *sb, const struct sk_agent_spawn *spawn, s
 
 /* sk_sandbox_claim - make a sandbox built ahead of demand (runtime/pool.h)
  * its user's: apply `lim` (a sandbox is built without limits, so all-zero
- * limits cost nothing), set its lifetime to timeout_ms from now (0: none),
- * and take the CPU time its pid 1 used so far as the baseline that
- * sk_sandbox_usage subtracts, so the user is not charged for the time it
- * waited in the pool. EINVAL for limits the cgroup refuses. */
+ * limits cost nothing) and set its lifetime to timeout_ms from now (0:
+ * none). EINVAL for limits the cgroup refuses. */
 int sk_sandbox_claim(struct sk_sandbox *sb, const struct sk_cgroup_limits *lim, int64_t timeout_ms,
                      struct sk_error *err);
+
+/* sk_sandbox_mark_cpu_baseline - take the CPU time used so far as the
+ * baseline that sk_sandbox_usage subtracts: the pool calls it once a
+ * sandbox is ready, so a user is not charged for its making (an idle
+ * sandbox in the pool uses none after that). */
+void sk_sandbox_mark_cpu_baseline(struct sk_sandbox *sb);
 
 /* sk_sandbox_is_alive - its pid 1 still runs (its pidfd is not readable). */
 bool sk_sandbox_is_alive(const struct sk_sandbox *sb);

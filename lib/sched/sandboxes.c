@@ -155,6 +155,7 @@ struct watcher {
 
 #define SCHED_WORKERS_MAX 4
 struct create_job;
+struct destroy_job;
 
 struct sk_sched {
     struct sk_runtime *rt;
@@ -180,6 +181,7 @@ struct sk_sched {
     pthread_mutex_t wq_mu;
     pthread_cond_t wq_cv;
     struct create_job *wq_head, *wq_tail, *wq_done; /* under wq_mu */
+    struct destroy_job *dq_head;                    /* under wq_mu: sandboxes to tear down */
     bool wq_stop;                                   /* under wq_mu */
     int wq_fd;                                      /* eventfd: jobs done */
     struct create_job *jobs;                        /* every job not yet reported (loop only) */
@@ -1254,6 +1256,8 @@ static void sandbox_entry_free(struct sched_sandbox *e)
 /* end_sandbox - the one way a sandbox ends; the first reason wins. Kills
  * it, ends its execs, records the end, frees the runtime sandbox (its cgroup
  * goes), then lets waiters know (from the loop). e is freed. */
+static void destroy_later(struct sk_sched *s, struct sk_sandbox *sb);
+
 static void end_sandbox(struct sched_sandbox *e, const char *reason, const char *detail, int exit_code)
 {
     if (e->ending)
@@ -1299,8 +1303,10 @@ static void end_sandbox(struct sched_sandbox *e, const char *reason, const char 
     sk_log_info("sandbox '%s' ended: %s%s%s", e->id, reason, detail ? ": " : "", detail ? detail : "");
     if (s->on_sandbox != NULL)
         s->on_sandbox(s->observer_ctx, &e->rec);
-    sk_sandbox_free(e->sb);
-    e->sb = NULL;
+    /* Every process is dead and reaped: what is left (removing cgroups,
+     * which waits for the kernel on cgroup v1, the runtime's directory,
+     * the uid range) needs no answer, and a worker does it. */
+    destroy_later(s, steal_pointer(&e->sb));
     for (struct sched_sandbox **pp = &s->sandboxes; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == e) {
             *pp = e->next;
@@ -2529,13 +2535,29 @@ static void job_finish(struct create_job *j)
     j->finished = true;
 }
 
+struct destroy_job {
+    struct sk_sandbox *sb;
+    struct destroy_job *next;
+};
+
 static void *create_worker(void *arg)
 {
     struct sk_sched *s = arg;
     pthread_mutex_lock(&s->wq_mu);
     for (;;) {
-        while (s->wq_head == NULL && !s->wq_stop)
+        while (s->wq_head == NULL && s->dq_head == NULL && !s->wq_stop)
             pthread_cond_wait(&s->wq_cv, &s->wq_mu);
+        if (s->wq_head == NULL && s->dq_head != NULL) {
+            /* creations first (someone waits for them); teardowns when
+             * there is none, and all of them before a stop */
+            struct destroy_job *dj = s->dq_head;
+            s->dq_head = dj->next;
+            pthread_mutex_unlock(&s->wq_mu);
+            sk_sandbox_free(dj->sb);
+            free(dj);
+            pthread_mutex_lock(&s->wq_mu);
+            continue;
+        }
         if (s->wq_head == NULL)
             break;
         struct create_job *j = s->wq_head;
@@ -2641,6 +2663,25 @@ static void workers_stop(struct sk_sched *s)
         }
         job_report(j);
     }
+}
+
+/* destroy_later - sk_sandbox_free on a worker (at once here when no
+ * worker can be had, or while the manager is being freed). */
+static void destroy_later(struct sk_sched *s, struct sk_sandbox *sb)
+{
+    if (sb == NULL)
+        return;
+    if (s->freeing || workers_start(s, NULL) < 0) {
+        sk_sandbox_free(sb);
+        return;
+    }
+    struct destroy_job *dj = xcalloc(1, sizeof(*dj));
+    dj->sb = sb;
+    pthread_mutex_lock(&s->wq_mu);
+    dj->next = s->dq_head;
+    s->dq_head = dj;
+    pthread_cond_signal(&s->wq_cv);
+    pthread_mutex_unlock(&s->wq_mu);
 }
 
 int sk_sched_create_async(struct sk_sched *s, const struct sk_sandbox_req *req, sk_sched_create_cb cb, void *arg,

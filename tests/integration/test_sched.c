@@ -309,6 +309,18 @@ static int sandbox_cgroups(struct fx *f)
     return n;
 }
 
+/* settled_cgroups - the number of sandbox cgroups once it reaches want, or
+ * after 10 s: an ended sandbox's cgroup is removed by a worker thread. */
+static int settled_cgroups(struct fx *f, int want)
+{
+    int n = sandbox_cgroups(f);
+    for (int i = 0; i < 1000 && n != want; i++) {
+        usleep(10000);
+        n = sandbox_cgroups(f);
+    }
+    return n;
+}
+
 /* fx_stop - free everything; no sandbox cgroup may be left. */
 static void fx_stop(struct fx *f)
 {
@@ -502,7 +514,7 @@ TEST(create_is_recorded_running_and_found_by_id_and_name)
     ASSERT_OK(sk_sched_get(f->s, "web-1", &rec, &err));
     ASSERT_EQ_STR(rec.id, id);
     sk_sandbox_rec_release(&rec);
-    ASSERT_EQ_INT(sandbox_cgroups(f), 1);
+    ASSERT_EQ_INT(settled_cgroups(f, 1), 1);
     struct sk_cgroup_usage u;
     ASSERT_OK(sk_sched_usage(f->s, "web-1", &u, &err));
     ASSERT_GT_INT(u.memory_current, 0);
@@ -524,7 +536,7 @@ TEST(create_is_recorded_running_and_found_by_id_and_name)
     ASSERT_EQ_STR(rec.reason_detail, "server shutdown");
     ASSERT_GE_INT(rec.ended_at, rec.started_at);
     sk_sandbox_rec_release(&rec);
-    ASSERT_EQ_INT(sandbox_cgroups(f), 0);
+    ASSERT_EQ_INT(settled_cgroups(f, 0), 0);
     free(id);
     fx_stop(f);
 }
@@ -554,7 +566,7 @@ TEST(entrypoint_exit_ends_sandbox_with_its_code)
     ASSERT_EQ_STR(xr.state, "exited");
     ASSERT_EQ_INT(xr.exit_code, 3);
     sk_exec_rec_release(&xr);
-    ASSERT_EQ_INT(sandbox_cgroups(f), 0);
+    ASSERT_EQ_INT(settled_cgroups(f, 0), 0);
     /* waiting on an ended sandbox answers at once, from the loop */
     wait_sandbox(f, id, &w, 1000);
     ASSERT_EQ_STR(w.reason, "exited");
@@ -569,7 +581,7 @@ TEST(entrypoint_exit_ends_sandbox_with_its_code)
     struct sk_sandbox_rec rec;
     ASSERT_TRUE(sk_sched_create(f->s, &req2, &rec, &err) < 0);
     ASSERT_EQ_INT(err.code, ENOENT);
-    ASSERT_EQ_INT(sandbox_cgroups(f), 0);
+    ASSERT_EQ_INT(settled_cgroups(f, 0), 0);
     free(id);
     fx_stop(f);
 }
@@ -586,7 +598,7 @@ TEST(timeout_ends_sandbox_after_about_a_second)
     double s = (double)(w.at_ns - t0) / 1e9;
     if (s < 0.95 || s > 2.5)
         FAIL("timeout after %.3f s, expected about 1 s", s);
-    ASSERT_EQ_INT(sandbox_cgroups(f), 0);
+    ASSERT_EQ_INT(settled_cgroups(f, 0), 0);
     free(id);
     fx_stop(f);
 }
@@ -674,7 +686,7 @@ TEST(terminate_records_the_token_and_is_idempotent)
     ASSERT_EQ_STR(rec.reason_detail, "tok-0123456789ab");
     sk_sandbox_rec_release(&rec);
     ASSERT_FALSE(w.done);
-    ASSERT_EQ_INT(sandbox_cgroups(f), 0);
+    ASSERT_EQ_INT(settled_cgroups(f, 0), 0);
     ASSERT_TRUE(tl_run_until(&f->loop, &w.done, 2000));
     ASSERT_EQ_STR(w.reason, "terminated");
     ASSERT_EQ_STR(w.detail, "tok-0123456789ab");
@@ -764,7 +776,7 @@ TEST(init_death_ends_sandbox_with_reason_error)
     ASSERT_EQ_STR(xr.state, "exited");
     ASSERT_EQ_INT(xr.signal, SIGKILL);
     sk_exec_rec_release(&xr);
-    ASSERT_EQ_INT(sandbox_cgroups(f), 0);
+    ASSERT_EQ_INT(settled_cgroups(f, 0), 0);
     sk_sandbox_rec_release(&rec);
     free(ex);
     fx_stop(f);
@@ -1232,7 +1244,7 @@ TEST(name_clash_is_eexist_and_leaves_the_first_alone)
     ASSERT_EQ_STR(rec.id, id);
     ASSERT_EQ_STR(rec.state, "running");
     sk_sandbox_rec_release(&rec);
-    ASSERT_EQ_INT(sandbox_cgroups(f), 1);
+    ASSERT_EQ_INT(settled_cgroups(f, 1), 1);
     const char *const argv[] = {"/bin/true", NULL};
     char *ex = exec_start(f, id, argv, false);
     struct ex_end w;
@@ -1288,7 +1300,7 @@ TEST(bad_requests_are_einval_and_leave_nothing)
     ASSERT_EQ_INT(n, 0);
     sk_sandbox_recs_free(list, n);
     free(next);
-    ASSERT_EQ_INT(sandbox_cgroups(f), 0);
+    ASSERT_EQ_INT(settled_cgroups(f, 0), 0);
     /* within the maximum is fine; env reaches processes */
     const char *const env2[] = {"GREETING=hi there", "HOME=/tmp", NULL};
     struct sk_sandbox_req ok = {.timeout_ms = 10000, .env = env2, .workdir = "/tmp"};
@@ -1394,17 +1406,24 @@ static bool process_gone(pid_t pid)
     return false;
 }
 
-/* assert_sandbox_gone - no cgroup, no process, no runtime state of it. */
+/* assert_sandbox_gone - no cgroup, no process, no runtime state of it
+ * (within 10 s: a worker thread tears an ended sandbox down). */
 static void assert_sandbox_gone(struct fx *f, const char *id, pid_t pid)
 {
     struct sk_error err = {0};
     ASSERT_TRUE(process_gone(pid));
+    char dir_fmt[PATH_MAX], lock_fmt[PATH_MAX];
+    snprintf(dir_fmt, sizeof(dir_fmt), "%s/sandboxes/%%s", state_dir());
+    snprintf(lock_fmt, sizeof(lock_fmt), "%s/locks/%%s.lock", state_dir());
+    for (int i = 0; i < 1000; i++) {
+        if (sk_cgroup_count_children(sk_runtime_cgroups(f->rt), id, &err) == 0 && !state_exists(dir_fmt, id) &&
+            !state_exists(lock_fmt, id))
+            break;
+        usleep(10000);
+    }
     ASSERT_EQ_INT(sk_cgroup_count_children(sk_runtime_cgroups(f->rt), id, &err), 0);
-    char fmt[PATH_MAX];
-    snprintf(fmt, sizeof(fmt), "%s/sandboxes/%%s", state_dir());
-    ASSERT_FALSE(state_exists(fmt, id));
-    snprintf(fmt, sizeof(fmt), "%s/locks/%%s.lock", state_dir());
-    ASSERT_FALSE(state_exists(fmt, id));
+    ASSERT_FALSE(state_exists(dir_fmt, id));
+    ASSERT_FALSE(state_exists(lock_fmt, id));
 }
 
 static void rec_deadline(struct fx *f, const char *id, int64_t *deadline_ns)
@@ -1489,7 +1508,7 @@ TEST_TIMEOUT(crashed_servers_sandbox_is_readopted_with_its_execs, 60)
     ASSERT_TRUE(rec.reason == NULL);
     ASSERT_EQ_INT(rec.host_pid, h.host_pid);
     sk_sandbox_rec_release(&rec);
-    ASSERT_EQ_INT(sandbox_cgroups(f), 1);
+    ASSERT_EQ_INT(settled_cgroups(f, 1), 1);
     int64_t deadline_ns = 0;
     rec_deadline(f, h.sb, &deadline_ns);
     ASSERT_GT_INT(deadline_ns, h.created_ns);
@@ -1673,7 +1692,7 @@ TEST_TIMEOUT(sandbox_that_died_while_unowned_is_recorded_lost, 60)
     ASSERT_EQ_STR(out, "partial\n");
     free(out);
     assert_sandbox_gone(f, h.sb, (pid_t)h.host_pid);
-    ASSERT_EQ_INT(sandbox_cgroups(f), 0);
+    ASSERT_EQ_INT(settled_cgroups(f, 0), 0);
     /* a second start finds nothing more to recover */
     ASSERT_EQ_INT(sk_sched_recover(f->s, &err), 0);
     fx_stop(f);
@@ -1779,7 +1798,7 @@ TEST(async_creates_run_in_parallel_and_report_from_the_loop)
         free(out);
         free(x);
     }
-    ASSERT_EQ_INT(sandbox_cgroups(f), N);
+    ASSERT_EQ_INT(settled_cgroups(f, N), N);
 
     /* a bad request is refused at once, without a call */
     struct created bad = {0};
@@ -1822,6 +1841,6 @@ TEST(async_creates_in_flight_at_shutdown_are_reported_and_leave_nothing)
         }
     }
     ASSERT_GE_INT(refused, 1); /* N creations take far longer than the free */
-    ASSERT_EQ_INT(sandbox_cgroups(f), 0);
+    ASSERT_EQ_INT(settled_cgroups(f, 0), 0);
     fx_stop(f);
 }
