@@ -549,6 +549,8 @@ static ssize_t sink(struct sk_http_req *req, const char *data, size_t len, void 
         x->in_len -= x->in_off;
         x->in_off = 0;
     }
+    if (x->in == NULL)
+        x->in = xmalloc(PX_HTTP_BUF); /* only requests with a body need one */
     size_t room = PX_HTTP_BUF - x->in_len;
     size_t k = len < room ? len : room;
     memcpy(x->in + x->in_len, data, k);
@@ -591,7 +593,6 @@ void sk__px_http_start(struct sk_proxy *p, struct sk_http_req *req, struct px_ta
     x->head_request = strcmp(req->method, "HEAD") == 0;
     snprintf(x->sandbox_id, sizeof(x->sandbox_id), "%s", t->sb->id);
     x->set_cookie = steal_pointer(&t->set_cookie);
-    x->in = xmalloc(PX_HTTP_BUF);
     sk_loop_timer_init(&x->timer, on_header_timeout, x);
     x->next = p->https;
     if (p->https != NULL)
