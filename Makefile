@@ -30,6 +30,8 @@ endif
 CFLAGS_ALL := $(BASE_CFLAGS) $(OPT) $(SAN) $(CFLAGS)
 LDFLAGS_ALL := -pie -Wl,--as-needed -Wl,-z,noexecstack -Wl,-z,relro,-z,now $(SAN) $(LDFLAGS)
 LIBS := -lseccomp -lsqlite3 -lsodium -ljansson -lmicrohttpd -lm -lcurl -lwslay -lnettle -larchive
+# sandbox networking (lib/net): rtnetlink, nftables, DNS messages
+LIBS += -lmnl -lnftables -lldns
 
 # skiff-init is static and never sanitized: it runs as pid 1 inside sandboxes.
 AGENT_CFLAGS := $(BASE_CFLAGS) -O2 -D_FORTIFY_SOURCE=2 $(CFLAGS)
@@ -39,7 +41,9 @@ AGENT_LDFLAGS := -static -Wl,-z,noexecstack
 # one runs scripts/install-deps (idempotent, quiet when everything is there).
 DEP_HEADERS := /usr/include/seccomp.h /usr/include/sqlite3.h /usr/include/sodium.h /usr/include/jansson.h \
                /usr/include/microhttpd.h /usr/include/nettle/sha1.h /usr/include/archive.h \
-               /usr/include/wslay/wslay.h /usr/bin/curl-config /usr/bin/clang /bin/busybox /usr/bin/python3
+               /usr/include/wslay/wslay.h /usr/bin/curl-config /usr/bin/clang /bin/busybox /usr/bin/python3 \
+               /usr/include/libmnl/libmnl.h /usr/include/nftables/libnftables.h /usr/include/ldns/ldns.h \
+               /usr/sbin/nft
 ifneq ($(filter-out $(wildcard $(DEP_HEADERS)),$(DEP_HEADERS)),)
   $(info skiff: missing build dependencies, running scripts/install-deps)
   $(shell scripts/install-deps >&2)

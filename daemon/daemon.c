@@ -14,6 +14,8 @@
 #include "auth/auth.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "net/net.h"
+#include "net_dns.h"
 #include "proxy.h"
 #include "routes.h"
 
@@ -408,6 +410,17 @@ int sk_daemon_init(struct sk_daemon *d, const struct sk_daemon_config *cfg, stru
     r = pool_start(d, err);
     if (r < 0)
         return r;
+    /* Sandbox networking: nothing on the host is touched until a sandbox
+     * asks for a network (docs/networking.md). */
+    struct sk_net_config nc = {.cidr4 = d->cfg.net_cidr,
+                               .cidr6 = d->cfg.net_cidr6,
+                               .group_cidr4 = d->cfg.net_group_cidr,
+                               .table = d->cfg.nft_table,
+                               .dns_upstream = d->cfg.dns_upstream};
+    r = sk_netd_new(d, &nc, &d->netd, err);
+    if (r < 0)
+        return r;
+    d->net = sk_netd_net(d->netd);
     struct sk_sched_config sc = {
         .data_dir = d->data_dir,
         .default_timeout_ms = (int64_t)d->cfg.sandbox_timeout_s * 1000,
@@ -417,6 +430,7 @@ int sk_daemon_init(struct sk_daemon *d, const struct sk_daemon_config *cfg, stru
         .on_exec_end = on_exec_end,
         .observer_ctx = d,
         .pool = d->pool,
+        .net = d->net,
     };
     r = sk_sched_new(d->rt, d->store, &d->loop_ops.ops, &sc, &d->sched, err);
     if (r < 0)
@@ -469,6 +483,10 @@ void sk_daemon_release(struct sk_daemon *d)
     d->sched = NULL;
     sk_pool_free(d->pool); /* its ready sandboxes are nobody's: destroyed */
     d->pool = NULL;
+    /* Every sandbox has ended: the network's host side goes too. */
+    sk_netd_free(d->netd);
+    d->netd = NULL;
+    d->net = NULL;
     if (d->loop != NULL)
         sk_loop_adapter_release(&d->loop_ops);
     sk_runtime_free(d->rt);

@@ -52,6 +52,12 @@ struct sk_daemon_config {
     const char *proxy_domain; /* host-based routing "<port>-<sandbox>.<domain>"; NULL: none */
     const char *proxy_bind;   /* address of raw TCP port listeners; NULL: 127.0.0.1 */
     unsigned proxy_timeout_s; /* wait for a sandbox's response headers; 0: 60 */
+    /* Sandbox networking (net/net.h, docs/networking.md); NULL: defaults. */
+    const char *net_cidr;       /* --net-cidr */
+    const char *net_cidr6;      /* --net-cidr6 ("off": IPv4 only) */
+    const char *net_group_cidr; /* --net-group-cidr */
+    const char *dns_upstream;   /* --dns-upstream */
+    const char *nft_table;      /* --nft-table */
 };
 
 /* Metrics the daemon exports; handlers feed them, e.g.
@@ -84,6 +90,8 @@ struct sk_daemon {
     struct sk_sched *sched;          /* API sandboxes and execs */
     struct sk_pool *pool;            /* the warm pool, or NULL */
     struct sk_proxy *proxy;          /* inbound ports (proxy.h) */
+    struct sk_netd *netd;            /* sandbox networking: DNS forwarder, denials (net_dns.h) */
+    struct sk_net *net;              /* its lib/net handle (net/net.h) */
     size_t n_running;                /* for skiff_sandboxes{state="running"} */
     bool stopping;
     struct sk_loop_timer stop_timer;

@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "daemon.h"
+#include "net/net.h"
 
 #define DEFAULT_DATA_DIR "./var"
 #define DEFAULT_MAX_CONNECTIONS 1024
@@ -49,6 +50,15 @@ static void usage(FILE *f)
             "                         <port>-<sandbox>.DOMAIN (wildcard DNS to this server)\n"
             "  --proxy-bind ADDR      address of raw TCP port listeners (default 127.0.0.1)\n"
             "  --proxy-timeout SECS   wait this long for a sandbox's answer headers (default 60)\n"
+            "  --net-cidr CIDR        addresses of sandboxes with egress, a /30 each\n"
+            "                         (default " SK_NET_DEFAULT_CIDR4 ")\n"
+            "  --net-cidr6 CIDR|off   their IPv6 addresses, a /64 each; off: IPv4 only\n"
+            "                         (default " SK_NET_DEFAULT_CIDR6 ")\n"
+            "  --net-group-cidr CIDR  network groups' bridges, a /24 each\n"
+            "                         (default " SK_NET_DEFAULT_GROUP_CIDR4 ")\n"
+            "  --dns-upstream LIST    where the sandboxes' DNS forwarder sends allowed names:\n"
+            "                         IP[:PORT],... (default: the nameservers of /etc/resolv.conf)\n"
+            "  --nft-table NAME       nftables table of sandbox policies (default " SK_NET_DEFAULT_TABLE ")\n"
             "  --debug-routes         also serve /v1/debug/* (for tests)\n"
             "  --version              print the version\n"
             "  --help                 this text\n",
@@ -171,6 +181,11 @@ int main(int argc, char **argv)
         OPT_PROXY_DOMAIN,
         OPT_PROXY_BIND,
         OPT_PROXY_TIMEOUT,
+        OPT_NET_CIDR,
+        OPT_NET_CIDR6,
+        OPT_NET_GROUP_CIDR,
+        OPT_DNS_UPSTREAM,
+        OPT_NFT_TABLE,
         OPT_DEBUG,
         OPT_VERSION,
         OPT_HELP
@@ -193,6 +208,11 @@ int main(int argc, char **argv)
         {"proxy-domain", required_argument, NULL, OPT_PROXY_DOMAIN},
         {"proxy-bind", required_argument, NULL, OPT_PROXY_BIND},
         {"proxy-timeout", required_argument, NULL, OPT_PROXY_TIMEOUT},
+        {"net-cidr", required_argument, NULL, OPT_NET_CIDR},
+        {"net-cidr6", required_argument, NULL, OPT_NET_CIDR6},
+        {"net-group-cidr", required_argument, NULL, OPT_NET_GROUP_CIDR},
+        {"dns-upstream", required_argument, NULL, OPT_DNS_UPSTREAM},
+        {"nft-table", required_argument, NULL, OPT_NFT_TABLE},
         {"debug-routes", no_argument, NULL, OPT_DEBUG},
         {"version", no_argument, NULL, OPT_VERSION},
         {"help", no_argument, NULL, OPT_HELP},
@@ -281,6 +301,11 @@ int main(int argc, char **argv)
             if (parse_uint("--proxy-timeout", optarg, 1, 86400, &cfg.proxy_timeout_s) < 0)
                 return 2;
             break;
+        case OPT_NET_CIDR: cfg.net_cidr = optarg; break;
+        case OPT_NET_CIDR6: cfg.net_cidr6 = optarg; break;
+        case OPT_NET_GROUP_CIDR: cfg.net_group_cidr = optarg; break;
+        case OPT_DNS_UPSTREAM: cfg.dns_upstream = optarg; break;
+        case OPT_NFT_TABLE: cfg.nft_table = optarg; break;
         case OPT_DEBUG: cfg.debug_routes = true; break;
         case OPT_VERSION: printf("skiffd %s\n", SK_DAEMON_VERSION); return 0;
         case OPT_HELP: usage(stdout); return 0;

@@ -20,6 +20,8 @@ const struct sk_route sk_api_routes[] = {
     {"GET", "/v1/sandboxes/{id}/wait", sk_route_sandboxes_wait, 0, 0},
     {"PUT", "/v1/sandboxes/{id}/tags", sk_route_sandboxes_tags, 0, 0},
     {"GET", "/v1/sandboxes/{id}/usage", sk_route_sandboxes_usage, 0, 0},
+    {"GET", "/v1/sandboxes/{id}/network", sk_route_network_get, 0, 0},
+    {"PATCH", "/v1/sandboxes/{id}/network", sk_route_network_patch, 0, 0},
     {"GET", "/v1/sandboxes/{id}/logs", sk_route_sandboxes_logs, 0, 0},
     {"POST", "/v1/sandboxes/{id}/run", sk_route_sandboxes_run, 0, 0},
 

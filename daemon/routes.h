@@ -62,6 +62,15 @@ extern const size_t sk_api_routes_len;
 extern const struct sk_route sk_debug_routes[];
 extern const size_t sk_debug_routes_len;
 
+/* routes_network.c */
+void sk_route_network_get(struct sk_daemon *d, struct sk_http_req *req);
+void sk_route_network_patch(struct sk_daemon *d, struct sk_http_req *req);
+/* sk_route_network_of_create - the "network" object and "network_group"
+ * of a create request (both may be NULL) as sk_sandbox_req.network_json
+ * (*network_json heap, NULL when neither is given). Answers 400 and
+ * returns -1 when they are wrong. */
+int sk_route_network_of_create(struct sk_http_req *req, const json_t *network, const char *group, char **network_json);
+
 /* routes_meta.c */
 void sk_route_healthz(struct sk_daemon *d, struct sk_http_req *req);
 void sk_route_version(struct sk_daemon *d, struct sk_http_req *req);

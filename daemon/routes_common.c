@@ -88,6 +88,13 @@ json_t *sk_sandbox_json(const struct sk_sandbox_rec *r)
     json_t *rt = r->runtime_json ? json_loads(r->runtime_json, 0, NULL) : NULL;
     json_t *ep = rt ? json_object_get(rt, "entrypoint_exec") : NULL;
     json_object_set_new(o, "entrypoint_exec", json_is_string(ep) ? json_string(json_string_value(ep)) : json_null());
+    /* the network policy (net/policy.h; mode "none" when it was made without) */
+    json_t *pol = rt ? json_object_get(json_object_get(rt, "network"), "policy") : NULL;
+    json_object_set_new(o, "network",
+                        json_is_object(pol) ? json_deep_copy(pol)
+                                            : json_pack("{s:s, s:n, s:[], s:n, s:n, s:n, s:n}", "mode", "none",
+                                                        "allow_cidrs", "deny_cidrs", "allow_domains", "bandwidth_mbps",
+                                                        "max_connections", "network_group"));
     /* made ahead of demand by the warm pool (false: made on request) */
     json_object_set_new(o, "pooled", json_boolean(rt != NULL && json_is_true(json_object_get(rt, "pooled"))));
     json_decref(rt);

@@ -80,13 +80,78 @@ static int decode_exec(struct sk_http_req *req, struct exec_body *b, bool for_ru
     return 0;
 }
 
-static int start_exec(struct sk_daemon *d, struct sk_http_req *req, const struct exec_body *b, struct sk_exec_rec *out)
+/* An exec whose process skiff-init is starting (sk_sched_exec_async):
+ * lives until both the request is gone (start_closed) and the start was
+ * reported (start_done). */
+struct start_call {
+    struct sk_daemon *d;
+    struct sk_http_req *req; /* NULL once the request is gone */
+    bool waiting;            /* start_done has not run yet */
+    bool for_run;
+    char *stdin_text; /* run: what to write to its stdin (a copy) */
+};
+
+static void start_call_free(struct start_call *c)
+{
+    free(c->stdin_text);
+    free(c);
+}
+
+static void start_closed(struct sk_http_req *req, void *ctx)
+{
+    (void)req;
+    struct start_call *c = ctx;
+    c->req = NULL;
+    if (!c->waiting)
+        start_call_free(c);
+}
+
+static void wait_for(struct sk_daemon *d, struct sk_http_req *req, const char *exec_id, int64_t timeout_ms, bool run);
+
+static void start_done(void *arg, int ret, const struct sk_exec_rec *e, const struct sk_error *cerr)
+{
+    struct start_call *c = arg;
+    struct sk_daemon *d = c->d;
+    struct sk_http_req *req = c->req;
+    c->waiting = false;
+    if (ret == 0 && c->for_run && c->stdin_text != NULL) {
+        struct sk_error err = {0};
+        if (sk_sched_exec_stdin(d->sched, e->id, c->stdin_text, strlen(c->stdin_text), true, &err) < 0 &&
+            err.code != EALREADY) {
+            /* EALREADY: it exited without reading, not an error. Anything
+             * else would leave it waiting for input that never comes. */
+            sk_sched_exec_signal(d->sched, e->id, SIGKILL, NULL);
+        }
+    }
+    if (req == NULL) { /* the client left; the exec runs on (its record says how it ends) */
+        start_call_free(c);
+        return;
+    }
+    if (ret < 0) {
+        sk_http_reply_error(req, cerr);
+        return; /* start_closed frees c */
+    }
+    if (c->for_run) {
+        start_call_free(c); /* wait_for takes the request over (its own close handler) */
+        /* a run waits as long as the process may take (its timeout, if any) */
+        wait_for(d, req, e->id, 0, true);
+        return;
+    }
+    char location[160];
+    snprintf(location, sizeof(location), "/v1/sandboxes/%s/execs/%s", e->sandbox_id, e->id);
+    sk_http_set_header(req, "Location", location);
+    sk_http_reply_json(req, 201, exec_json(e));
+}
+
+/* start_exec - start the exec the body asks for; the answer comes from
+ * start_done (while skiff-init starts it, the loop serves others). */
+static void start_exec(struct sk_daemon *d, struct sk_http_req *req, const struct exec_body *b, bool for_run)
 {
     struct sk_error err = {0};
     _cleanup_free_ const char **argv = sk_strv_from_json(b->argv);
     char **env = NULL;
     if (b->env != NULL && (env = sk_env_from_json(req, b->env)) == NULL)
-        return -1;
+        return;
     struct sk_exec_req er = {
         .argv = argv,
         .env = (const char *const *)env,
@@ -97,27 +162,28 @@ static int start_exec(struct sk_daemon *d, struct sk_http_req *req, const struct
         .rows = (uint16_t)b->rows,
         .cols = (uint16_t)b->cols,
     };
-    memset(out, 0, sizeof(*out));
-    int r = sk_sched_exec(d->sched, sk_http_param(req, "id"), &er, out, &err);
+    struct start_call *c = xcalloc(1, sizeof(*c));
+    c->d = d;
+    c->req = req;
+    c->waiting = true;
+    c->for_run = for_run;
+    c->stdin_text = b->stdin_text != NULL ? xstrdup(b->stdin_text) : NULL;
+    sk_http_suspend(req);
+    sk_http_on_close(req, start_closed, c);
+    int r = sk_sched_exec_async(d->sched, sk_http_param(req, "id"), &er, start_done, c, &err);
     sk_env_free(env);
     if (r < 0) {
+        c->waiting = false;
         sk_http_reply_error(req, &err);
-        return -1;
     }
-    return 0;
 }
 
 void sk_route_execs_create(struct sk_daemon *d, struct sk_http_req *req)
 {
     struct exec_body b;
-    struct sk_exec_rec e;
-    if (decode_exec(req, &b, false) < 0 || start_exec(d, req, &b, &e) < 0)
+    if (decode_exec(req, &b, false) < 0)
         return;
-    char location[160];
-    snprintf(location, sizeof(location), "/v1/sandboxes/%s/execs/%s", e.sandbox_id, e.id);
-    sk_http_set_header(req, "Location", location);
-    sk_http_reply_json(req, 201, exec_json(&e));
-    sk_exec_rec_release(&e);
+    start_exec(d, req, &b, false);
 }
 
 void sk_route_execs_list(struct sk_daemon *d, struct sk_http_req *req)
@@ -457,18 +523,7 @@ void sk_route_execs_wait(struct sk_daemon *d, struct sk_http_req *req)
 void sk_route_sandboxes_run(struct sk_daemon *d, struct sk_http_req *req)
 {
     struct exec_body b;
-    struct sk_exec_rec e;
-    if (decode_exec(req, &b, true) < 0 || start_exec(d, req, &b, &e) < 0)
+    if (decode_exec(req, &b, true) < 0)
         return;
-    struct sk_error err = {0};
-    if (b.stdin_text != NULL &&
-        sk_sched_exec_stdin(d->sched, e.id, b.stdin_text, strlen(b.stdin_text), true, &err) < 0 &&
-        err.code != EALREADY) {
-        /* EALREADY: it exited without reading, not an error. Anything else
-         * would leave it waiting for input that never comes: end it. */
-        sk_sched_exec_signal(d->sched, e.id, SIGKILL, NULL);
-    }
-    /* a run waits as long as the process may take (its timeout, if any) */
-    wait_for(d, req, e.id, 0, true);
-    sk_exec_rec_release(&e);
+    start_exec(d, req, &b, true);
 }

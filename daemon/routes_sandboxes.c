@@ -92,6 +92,9 @@ void sk_route_sandboxes_create(struct sk_daemon *d, struct sk_http_req *req)
     const char *image = NULL, *workdir = NULL, *name = NULL;
     const json_t *entrypoint = NULL, *env = NULL, *tags = NULL;
     const json_t *ports = NULL; /* inbound ports (proxy.h) */
+    /* network policy (routes_network.c) */
+    const json_t *network = NULL;
+    const char *network_group = NULL;
     double cpu = 0;
     int64_t pids = 0, timeout_s = 0, idle_s = 0, memory_mb = 0, disk_mb = 0;
     bool want_stdin = false;
@@ -110,6 +113,8 @@ void sk_route_sandboxes_create(struct sk_daemon *d, struct sk_http_req *req)
         SK_FIELD_STRMAP("tags", &tags, SK_OPTIONAL, 64),
         SK_FIELD_STR("name", &name, SK_OPTIONAL, 64),
         SK_FIELD_ARR("ports", &ports, SK_OPTIONAL, SK_PORTS_MAX),
+        SK_FIELD_OBJ("network", &network, SK_OPTIONAL),
+        SK_FIELD_STR("network_group", &network_group, SK_OPTIONAL, 64),
     };
     if (sk_http_decode_json(req, fields, SK_ARRAY_SIZE(fields)) < 0)
         return;
@@ -148,6 +153,11 @@ void sk_route_sandboxes_create(struct sk_daemon *d, struct sk_http_req *req)
     size_t n_ports = 0;
     if (ports != NULL && sk_proxy_decode_ports(req, ports, &port_specs, &n_ports) < 0)
         return;
+    /* the network is attached after the sandbox is made, before it runs */
+    _cleanup_free_ char *network_json = NULL;
+    if (sk_route_network_of_create(req, network, network_group, &network_json) < 0)
+        return;
+    sr.network_json = network_json;
     char **envv = NULL;
     if (env != NULL && (envv = sk_env_from_json(req, env)) == NULL)
         return;

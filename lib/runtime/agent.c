@@ -44,6 +44,22 @@ struct agent_watch {
     bool lost; /* an event was dropped (queue full): an overflow is owed */
 };
 
+/* A SPAWN sent by sk_agent_spawn_start whose reply is kept for
+ * sk_agent_spawn_finish (whoever reads the socket first stashes it). */
+struct agent_pending {
+    uint32_t id; /* request id; 0: free slot */
+    bool done;
+    bool pty, want_stdin, output_to_fds;
+    uint32_t want; /* SK_PROTO_FD_* the reply must carry */
+    int code;      /* done with an error: its errno, msg */
+    char msg[SK_ERROR_MSG_MAX];
+    uint32_t proc_id, pid, fds_mask;
+    int fds[SK_PROTO_MAX_FDS];
+    size_t nfds;
+    char argv0[64];
+};
+#define AGENT_PENDING_MAX 64
+
 struct sk_agent {
     int fd;
     uint32_t next_id;
@@ -55,9 +71,14 @@ struct sk_agent {
     size_t wev_head, wev_len, wev_cap;
     struct agent_watch *watches;
     size_t n_watches, watches_cap;
+    struct agent_pending pending[AGENT_PENDING_MAX];
+    size_t n_pending; /* slots in use */
     uint8_t rx[SK_PROTO_MSG_MAX];
     uint8_t tx[SK_PROTO_MSG_MAX];
 };
+
+static void close_fds(int *fds, size_t n);
+static bool stash_reply(struct sk_agent *a, const struct sk_proto_msg *m, int *fds, size_t nfds);
 
 int sk_agent_new(int fd, struct sk_agent **out, struct sk_error *err)
 {
@@ -86,6 +107,9 @@ void sk_agent_free(struct sk_agent *a)
         free(a->wevents[i].path);
     free(a->wevents);
     free(a->watches);
+    for (size_t i = 0; i < AGENT_PENDING_MAX; i++)
+        if (a->pending[i].id != 0)
+            close_fds(a->pending[i].fds, a->pending[i].nfds);
     free(a);
 }
 
@@ -333,7 +357,8 @@ static int wait_reply(struct sk_agent *a, uint32_t id, int64_t deadline, struct 
             return error_from_reply(m, err);
         }
         if (m->id != id) {
-            close_fds(fds, *nfds);
+            if (!stash_reply(a, m, fds, *nfds))
+                close_fds(fds, *nfds);
             continue;
         }
         if (m->type == SK_PROTO_ERROR) {
@@ -532,6 +557,173 @@ int sk_agent_spawn(struct sk_agent *a, const struct sk_agent_spawn *s, struct sk
     return 0;
 }
 
+/* ---- asynchronous spawn ---- */
+
+static struct agent_pending *pending_find(struct sk_agent *a, uint32_t id)
+{
+    for (size_t i = 0; id != 0 && i < AGENT_PENDING_MAX; i++)
+        if (a->pending[i].id == id)
+            return &a->pending[i];
+    return NULL;
+}
+
+/* stash_reply - keep the reply to a pending spawn (its fds taken); false
+ * when m answers nothing pending. */
+static bool stash_reply(struct sk_agent *a, const struct sk_proto_msg *m, int *fds, size_t nfds)
+{
+    struct agent_pending *p = pending_find(a, m->id);
+    if (p == NULL || p->done)
+        return false;
+    p->done = true;
+    if (m->type == SK_PROTO_ERROR) {
+        struct sk_error e = {0};
+        error_from_reply(m, &e);
+        p->code = e.code;
+        memcpy(p->msg, e.msg, sizeof(p->msg));
+        close_fds(fds, nfds);
+        return true;
+    }
+    if (m->type != SK_PROTO_SPAWN_OK || nfds != (size_t)__builtin_popcount(p->want)) {
+        p->code = EPROTO;
+        snprintf(p->msg, sizeof(p->msg), "skiff-init answered a spawn with '%s' and %zu fds",
+                 sk_proto_type_name(m->type), nfds);
+        close_fds(fds, nfds);
+        return true;
+    }
+    p->proc_id = m->u.spawn_ok.proc_id;
+    p->pid = m->u.spawn_ok.pid;
+    p->fds_mask = m->u.spawn_ok.fds;
+    for (size_t i = 0; i < nfds; i++)
+        p->fds[i] = fds[i];
+    p->nfds = nfds;
+    return true;
+}
+
+int sk_agent_spawn_start(struct sk_agent *a, const struct sk_agent_spawn *s, uint32_t *ticket, struct sk_error *err)
+{
+    *ticket = 0;
+    if (s->argv == NULL || s->argv[0] == NULL || s->argv[0][0] == '\0')
+        return sk_error_setv(err, EINVAL, "spawn: argv[0] is missing");
+    if (s->timeout_ms < 0)
+        return sk_error_setv(err, EINVAL, "spawn: negative timeout");
+    if (s->output_to_fds && (s->pty || s->stdout_fd < 0 || s->stderr_fd < 0))
+        return sk_error_setv(err, EINVAL, "spawn: output fds need two fds and no pty");
+    if (a->gone)
+        return sk_error_setv(err, EPIPE, "skiff-init is gone");
+    struct agent_pending *p = NULL;
+    for (size_t i = 0; i < AGENT_PENDING_MAX && p == NULL; i++)
+        if (a->pending[i].id == 0)
+            p = &a->pending[i];
+    if (p == NULL)
+        return sk_error_setv(err, EAGAIN, "spawn: %d spawns are already in flight", AGENT_PENDING_MAX);
+    struct sk_proto_msg req = {.type = SK_PROTO_SPAWN};
+    int r = count_strv(s->argv, &req.u.spawn.argv.count, "argv", err);
+    if (r < 0)
+        return r;
+    r = count_strv(s->envp, &req.u.spawn.envp.count, "envp", err);
+    if (r < 0)
+        return r;
+    static const char *const empty[] = {NULL};
+    req.u.spawn.argv.vec = s->argv;
+    req.u.spawn.envp.vec = s->envp ? s->envp : empty;
+    req.u.spawn.cwd = sk_proto_str_c(s->cwd);
+    if (req.u.spawn.cwd.len > SK_PROTO_PATH_MAX)
+        return sk_error_setv(err, ENAMETOOLONG, "spawn: cwd is longer than %d bytes", SK_PROTO_PATH_MAX);
+    req.u.spawn.flags = (s->pty ? SK_PROTO_SPAWN_PTY : 0) | (s->want_stdin ? SK_PROTO_SPAWN_STDIN : 0) |
+                        (s->output_to_fds ? SK_PROTO_SPAWN_OUTPUT_FDS : 0);
+    req.u.spawn.rows = s->rows;
+    req.u.spawn.cols = s->cols;
+    req.u.spawn.timeout_ms = s->timeout_ms;
+    req.id = a->next_id++;
+    if (a->next_id == 0)
+        a->next_id = 1;
+    int out_fds[2] = {s->stdout_fd, s->stderr_fd};
+    r = agent_send(a, &req, out_fds, s->output_to_fds ? 2 : 0, deadline_in(a->timeout_ms), err);
+    if (r < 0) {
+        if (r == -EPIPE)
+            return gone_because(a, err);
+        if (err && err->code == EMSGSIZE)
+            return sk_error_setv(err, E2BIG, "spawn '%s': argv and envp exceed one message (%d bytes)", s->argv[0],
+                                 SK_PROTO_PAYLOAD_MAX);
+        return r;
+    }
+    *p = (struct agent_pending){.id = req.id,
+                                .pty = s->pty,
+                                .want_stdin = s->want_stdin,
+                                .output_to_fds = s->output_to_fds,
+                                .want = s->pty ? SK_PROTO_FD_PTY
+                                               : (s->output_to_fds ? 0 : SK_PROTO_FD_STDOUT | SK_PROTO_FD_STDERR) |
+                                                     (s->want_stdin ? SK_PROTO_FD_STDIN : 0)};
+    snprintf(p->argv0, sizeof(p->argv0), "%s", s->argv[0]);
+    a->n_pending++;
+    *ticket = req.id;
+    return 0;
+}
+
+int sk_agent_spawn_finish(struct sk_agent *a, uint32_t ticket, struct sk_agent_proc *out, struct sk_error *err)
+{
+    *out = (struct sk_agent_proc){.stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1, .pty_fd = -1};
+    struct agent_pending *p = pending_find(a, ticket);
+    if (p == NULL)
+        return sk_error_setv(err, ENOENT, "no spawn %u in flight", ticket);
+    if (!p->done) {
+        if (a->gone) {
+            p->id = 0;
+            a->n_pending--;
+            return sk_error_setv(err, EPIPE, "skiff-init is gone");
+        }
+        return 0;
+    }
+    struct agent_pending done = *p;
+    p->id = 0;
+    a->n_pending--;
+    if (done.code != 0)
+        return sk_error_setv(err, done.code, "%s", done.msg);
+    bool ok = done.fds_mask == done.want && done.pid > 0 && done.pid <= INT_MAX;
+    size_t i = 0;
+    if (ok && done.pty) {
+        ok = check_fd(done.fds[0], S_IFCHR, 1u << O_RDWR);
+    } else if (ok) {
+        if (done.want_stdin)
+            ok = check_fd(done.fds[i++], S_IFIFO, 1u << O_WRONLY);
+        if (!done.output_to_fds)
+            ok = ok && check_fd(done.fds[i], S_IFIFO, 1u << O_RDONLY) &&
+                 check_fd(done.fds[i + 1], S_IFIFO, 1u << O_RDONLY);
+    }
+    if (!ok) {
+        close_fds(done.fds, done.nfds);
+        sk_agent_signal(a, done.proc_id, SIGKILL, NULL);
+        return sk_error_setv(err, EPROTO, "spawn '%s': skiff-init passed the wrong file descriptors", done.argv0);
+    }
+    out->id = done.proc_id;
+    out->pid = (pid_t)done.pid;
+    if (done.pty) {
+        out->pty_fd = done.fds[0];
+    } else {
+        i = 0;
+        if (done.want_stdin)
+            out->stdin_fd = done.fds[i++];
+        if (!done.output_to_fds) {
+            out->stdout_fd = done.fds[i];
+            out->stderr_fd = done.fds[i + 1];
+        }
+    }
+    return 1;
+}
+
+void sk_agent_spawn_abandon(struct sk_agent *a, uint32_t ticket)
+{
+    struct agent_pending *p = pending_find(a, ticket);
+    if (p == NULL)
+        return;
+    if (p->done && p->code == 0) {
+        close_fds(p->fds, p->nfds);
+        sk_agent_signal(a, p->proc_id, SIGKILL, NULL); /* nobody will follow it */
+    }
+    p->id = 0;
+    a->n_pending--;
+}
+
 int sk_agent_signal(struct sk_agent *a, uint32_t proc_id, int signo, struct sk_error *err)
 {
     if (signo < 1 || signo > SK_PROTO_SIGNAL_MAX)
@@ -632,10 +824,10 @@ int sk_agent_next_event(struct sk_agent *a, struct sk_agent_event *ev, int timeo
         int r = agent_recv(a, deadline, &m, fds, &nfds, err);
         if (r <= 0)
             return r;
-        close_fds(fds, nfds);
-        /* Watch events go to their queue; anything else answers an
-         * abandoned request. */
-        (void)queue_any_event(a, &m);
+        /* Watch events go to their queue, replies to sk_agent_spawn_start
+         * to theirs; anything else answers an abandoned request. */
+        if (queue_any_event(a, &m) || !stash_reply(a, &m, fds, nfds))
+            close_fds(fds, nfds);
     }
 }
 
@@ -688,8 +880,10 @@ int sk_agent_next_watch_event(struct sk_agent *a, struct sk_agent_watch_event *e
         int r = agent_recv(a, deadline, &m, fds, &nfds, err);
         if (r <= 0)
             return r;
-        close_fds(fds, nfds);
-        (void)queue_any_event(a, &m); /* anything else answers an abandoned request */
+        /* replies to sk_agent_spawn_start are kept; anything else
+         * answers an abandoned request */
+        if (queue_any_event(a, &m) || !stash_reply(a, &m, fds, nfds))
+            close_fds(fds, nfds);
     }
 }
 

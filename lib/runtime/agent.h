@@ -111,6 +111,21 @@ struct sk_agent_proc {
  * message (64 KiB). */
 int sk_agent_spawn(struct sk_agent *a, const struct sk_agent_spawn *s, struct sk_agent_proc *out, struct sk_error *err);
 
+/* sk_agent_spawn_start - sk_agent_spawn without waiting for skiff-init's
+ * answer (it forks and execs meanwhile): send the request and return a
+ * ticket. The answer is read by whichever agent call reads the socket
+ * next (sk_agent_next_event when the fd is readable, or any other call)
+ * and kept; sk_agent_spawn_finish then returns 1 with *out (as
+ * sk_agent_spawn's), 0 while it has not arrived, or its error. Its process
+ * may end before it is finished: the EXIT event is queued as usual, behind
+ * the answer (skiff-init sends them in that order). At most 64 in flight
+ * (EAGAIN beyond). s's fds are sent at once (borrowed). */
+int sk_agent_spawn_start(struct sk_agent *a, const struct sk_agent_spawn *s, uint32_t *ticket, struct sk_error *err);
+int sk_agent_spawn_finish(struct sk_agent *a, uint32_t ticket, struct sk_agent_proc *out, struct sk_error *err);
+/* sk_agent_spawn_abandon - forget a ticket; a process it started is killed
+ * if its answer is in (else that answer is dropped when it comes). */
+void sk_agent_spawn_abandon(struct sk_agent *a, uint32_t ticket);
+
 /* sk_agent_signal - send signal `signo` (1..64) to the process itself (not
  * its group). ESRCH when proc_id is unknown or has already been reported. */
 int sk_agent_signal(struct sk_agent *a, uint32_t proc_id, int signo, struct sk_error *err);

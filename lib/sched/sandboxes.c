@@ -39,6 +39,7 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "net/net.h"
 #include "runtime/agent.h"
 #include "runtime/pool.h"
 #include "runtime/sandbox.h"
@@ -128,6 +129,7 @@ struct sched_sandbox {
     uint64_t timeout_timer, idle_timer, pump_timer, gone_timer;
     bool agent_watched, pidfd_watched;
     bool execs_dir_made; /* <sandboxes_dir>/<id>/execs exists (made once, kept while it runs) */
+    struct exec_pending *pending; /* execs waiting for skiff-init's answer (sk_sched_exec_async) */
     bool agent_gone; /* skiff-init's connection reached EOF */
     struct sched_exec *execs;
     struct sched_exec *entrypoint;
@@ -154,6 +156,7 @@ struct watcher {
 };
 
 #define SCHED_WORKERS_MAX 4
+struct exec_pending;
 struct create_job;
 struct destroy_job;
 
@@ -185,6 +188,7 @@ struct sk_sched {
     bool wq_stop;                                   /* under wq_mu */
     int wq_fd;                                      /* eventfd: jobs done */
     struct create_job *jobs;                        /* every job not yet reported (loop only) */
+    struct exec_pending *exec_done;                 /* async execs answered, not yet reported */
     bool freeing;
     char *buf; /* READ_CHUNK bytes */
 };
@@ -1257,6 +1261,9 @@ static void sandbox_entry_free(struct sched_sandbox *e)
  * it, ends its execs, records the end, frees the runtime sandbox (its cgroup
  * goes), then lets waiters know (from the loop). e is freed. */
 static void destroy_later(struct sk_sched *s, struct sk_sandbox *sb);
+static void pending_spawns_check(struct sched_sandbox *e);
+static void pending_spawns_fail(struct sched_sandbox *e);
+static void exec_pending_report(struct exec_pending *p);
 
 static void end_sandbox(struct sched_sandbox *e, const char *reason, const char *detail, int exit_code)
 {
@@ -1264,6 +1271,7 @@ static void end_sandbox(struct sched_sandbox *e, const char *reason, const char 
         return;
     e->ending = true;
     struct sk_sched *s = e->s;
+    pending_spawns_fail(e);
     while (e->fwatches != NULL) {
         struct fwatch *w = e->fwatches;
         e->fwatches = w->next;
@@ -1381,10 +1389,13 @@ static bool agent_pump(struct sched_sandbox *e)
     }
     if (sk_agent_has_pending_watch_events(sk_sandbox_agent(e->sb)))
         schedule_pump(e);
+    pending_spawns_check(e);
     for (int i = 0; i < EVENTS_PER_PUMP; i++) {
         struct sk_agent_event ev;
         struct sk_error err = {0};
         int r = sk_agent_next_event(sk_sandbox_agent(e->sb), &ev, 0, &err);
+        /* answers read meanwhile come before the EXITs behind them */
+        pending_spawns_check(e);
         if (r == 0)
             return true;
         if (r < 0) {
@@ -1485,10 +1496,37 @@ static int open_output(const char *path, int *fd, struct sk_error *err)
     return 0;
 }
 
-static int exec_start(struct sched_sandbox *e, const struct sk_exec_req *req, bool entrypoint, struct sk_exec_rec *out,
-                      struct sk_error *err)
+/* An exec between its request and skiff-init's answer: what exec_prepare
+ * made (its id, its output files) and what exec_complete needs. */
+struct exec_start {
+    char id[SK_EXEC_ID_LEN + 1];
+    char paths[2][PATH_MAX];
+    int files[2];
+    bool to_file, pty, stdin_pipe, entrypoint;
+    char *argv_json;
+    char **env; /* merged env for the spawn, or NULL */
+    struct sk_agent_spawn spawn;
+};
+
+static void exec_start_release(struct exec_start *xs, bool unlink_files)
+{
+    for (int i = 0; i < 2; i++) {
+        sk_close(&xs->files[i]);
+        if (unlink_files && xs->paths[i][0] != '\0')
+            unlink(xs->paths[i]);
+    }
+    free(steal_pointer(&xs->argv_json));
+    env_free(steal_pointer(&xs->env));
+}
+
+/* exec_prepare - check the request, pick the exec's id, create its output
+ * files and fill the spawn request (borrowing req's strings). */
+static int exec_prepare(struct sched_sandbox *e, const struct sk_exec_req *req, bool entrypoint, struct exec_start *xs,
+                        struct sk_error *err)
 {
     struct sk_sched *s = e->s;
+    memset(xs, 0, sizeof(*xs));
+    xs->files[0] = xs->files[1] = -1;
     int ret = validate_argv(entrypoint ? "entrypoint" : "exec", req->argv, err);
     if (ret < 0)
         return ret;
@@ -1498,37 +1536,47 @@ static int exec_start(struct sched_sandbox *e, const struct sk_exec_req *req, bo
         return sk_error_setv(err, EINVAL, "workdir must be an absolute path");
     if (req->timeout_ms < 0)
         return sk_error_setv(err, EINVAL, "exec timeout must not be negative");
-    _cleanup_free_ char *argv_json = argv_to_json(req->argv, err);
-    if (argv_json == NULL)
-        return -err->code;
-    char hex[17], id[SK_EXEC_ID_LEN + 1];
+    char hex[17];
     if ((ret = sk_random_hex(hex, 8, err)) < 0)
         return ret;
-    snprintf(id, sizeof(id), "ex-%s", hex);
+    snprintf(xs->id, sizeof(xs->id), "ex-%s", hex);
+    const char *id = xs->id;
 
-    char dir[PATH_MAX], paths[2][PATH_MAX];
+    char dir[PATH_MAX];
     snprintf(dir, sizeof(dir), "%s/%s/execs", s->sandboxes_dir, e->id);
-    if (!e->execs_dir_made && (ret = sk_mkdir_p(dir, 0700, err)) < 0)
-        return ret;
-    e->execs_dir_made = true;
+    if (!e->execs_dir_made) {
+        /* one stat when the pool (sk_sched_prepare_dir) made it already */
+        struct stat dst;
+        if (stat(dir, &dst) < 0 && (ret = sk_mkdir_p(dir, 0700, err)) < 0)
+            return ret;
+        e->execs_dir_made = true;
+    }
     /* In a persistent sandbox the process writes its files itself, so its
      * output survives us; a pty's output is read from the master. */
     bool to_file = e->persistent && !req->pty;
     if (to_file)
         sandbox_watch_dir(e, dir);
-    int files[2] = {-1, -1};
     for (int i = 0; i < 2; i++) {
-        exec_output_path(s, e->id, id, stream_names[i], paths[i], sizeof(paths[i]));
-        if ((ret = open_output(paths[i], &files[i], err)) < 0) {
-            sk_close(&files[0]);
-            if (i == 1)
-                unlink(paths[0]);
+        exec_output_path(s, e->id, id, stream_names[i], xs->paths[i], sizeof(xs->paths[i]));
+        if ((ret = open_output(xs->paths[i], &xs->files[i], err)) < 0) {
+            xs->paths[i][0] = '\0'; /* not ours to remove */
+            exec_start_release(xs, true);
             return ret;
         }
     }
-
+    xs->argv_json = argv_to_json(req->argv, err);
+    if (xs->argv_json == NULL) {
+        exec_start_release(xs, true);
+        return -err->code;
+    }
+    xs->to_file = to_file;
+    xs->pty = req->pty;
+    xs->stdin_pipe = req->stdin_pipe;
+    xs->entrypoint = entrypoint;
     char **env = req->env != NULL ? env_merge((const char *const *)(req->pty ? e->env_pty : e->env), req->env) : NULL;
-    struct sk_agent_spawn spawn = {
+    xs->env = env;
+    int *files = xs->files;
+    xs->spawn = (struct sk_agent_spawn){
         .argv = req->argv,
         .envp = (const char *const *)(env != NULL ? env
                                       : req->pty  ? e->env_pty
@@ -1543,43 +1591,39 @@ static int exec_start(struct sched_sandbox *e, const struct sk_exec_req *req, bo
         .stdout_fd = to_file ? files[OUT_STDOUT] : -1,
         .stderr_fd = to_file ? files[OUT_STDERR] : -1,
     };
-    struct sk_agent_proc proc = {.stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1, .pty_fd = -1};
-    ret = sk_sandbox_exec(e->sb, &spawn, &proc, err);
-    env_free(env);
-    schedule_pump(e);
-    if (to_file) {
-        /* skiff-init has its own copies now */
-        sk_close(&files[OUT_STDOUT]);
-        sk_close(&files[OUT_STDERR]);
-    }
-    if (ret < 0) {
-        for (int i = 0; i < 2; i++) {
-            sk_close(&files[i]);
-            unlink(paths[i]);
-        }
-        return ret;
-    }
+    return 0;
+}
 
+/* exec_complete - skiff-init started the process (proc): record the exec
+ * and follow its output. On failure the process is killed and nothing is
+ * recorded. xs is released either way. */
+static int exec_complete(struct sched_sandbox *e, struct exec_start *xs, const struct sk_agent_proc *pproc,
+                         struct sk_exec_rec *out, struct sk_error *err)
+{
+    struct sk_sched *s = e->s;
+    struct sk_agent_proc proc = *pproc;
+    const char *id = xs->id;
+    int ret;
     struct sched_exec *x = xcalloc(1, sizeof(*x));
     x->e = e;
     memcpy(x->id, id, sizeof(x->id));
     x->proc_id = proc.id;
-    x->pty = req->pty;
-    x->has_stdin = req->pty || req->stdin_pipe;
+    x->pty = xs->pty;
+    x->has_stdin = xs->pty || xs->stdin_pipe;
     x->stdin_fd = proc.stdin_fd;
     for (int i = 0; i < 2; i++)
-        x->out[i] = (struct stream){.x = x, .idx = i, .fd = -1, .file_fd = files[i], .to_file = to_file};
-    x->out[OUT_STDOUT].fd = req->pty ? proc.pty_fd : proc.stdout_fd;
-    x->out[OUT_STDERR].fd = req->pty ? -1 : proc.stderr_fd;
-    if (req->pty)
+        x->out[i] = (struct stream){.x = x, .idx = i, .fd = -1, .file_fd = steal_fd(&xs->files[i]), .to_file = xs->to_file};
+    x->out[OUT_STDOUT].fd = xs->pty ? proc.pty_fd : proc.stdout_fd;
+    x->out[OUT_STDERR].fd = xs->pty ? -1 : proc.stderr_fd;
+    if (xs->pty)
         sk_close(&proc.stderr_fd); /* never set with a pty; belt and braces */
     x->rec = (struct sk_exec_rec){.id = xstrdup(id),
                                   .sandbox_id = xstrdup(e->id),
-                                  .argv_json = xstrdup(argv_json),
+                                  .argv_json = steal_pointer(&xs->argv_json),
                                   .state = xstrdup("running"),
                                   .exit_code = -1,
                                   .created_at = now_ms(),
-                                  .pty = req->pty,
+                                  .pty = xs->pty,
                                   .proc_id = proc.id};
     /* Recorded with skiff-init's id of its process: a new owner matches the
      * processes skiff-init lists with it. A crash before the commit leaves
@@ -1589,8 +1633,7 @@ static int exec_start(struct sched_sandbox *e, const struct sk_exec_req *req, bo
         /* Not recorded, so it must not run: its EXIT will be ignored. */
         sk_agent_signal(sk_sandbox_agent(e->sb), proc.id, SIGKILL, NULL);
         exec_free(x);
-        unlink(paths[0]);
-        unlink(paths[1]);
+        exec_start_release(xs, true);
         return ret;
     }
     if (x->stdin_fd >= 0)
@@ -1611,13 +1654,132 @@ static int exec_start(struct sched_sandbox *e, const struct sk_exec_req *req, bo
     }
     x->next = e->execs;
     e->execs = x;
-    if (entrypoint)
+    if (xs->entrypoint)
         e->entrypoint = x;
     e->last_activity_ns = sk_now_ns();
-    if (to_file)
+    if (xs->to_file)
         schedule_poll(s);
+    exec_start_release(xs, false);
     exec_rec_copy(out, &x->rec);
     return 0;
+}
+
+/* ---- asynchronous exec start ---------------------------------------------------------
+ * The loop does not wait while skiff-init forks and execs: the SPAWN goes
+ * out, the answer is picked up by agent_pump (which completes pending
+ * execs before it looks at any EXIT, so an exec is recorded before its
+ * end), and the caller hears from a 0 ms timer. */
+
+struct exec_pending {
+    struct sched_sandbox *e; /* NULL once answered */
+    struct sk_sched *s;
+    struct exec_pending *next;
+    uint32_t ticket;
+    struct exec_start xs;
+    sk_sched_exec_start_cb cb;
+    void *arg;
+    int ret;
+    struct sk_error err;
+    struct sk_exec_rec rec;
+    uint64_t timer;
+};
+
+static void exec_pending_report(struct exec_pending *p)
+{
+    struct sk_sched *s = p->s;
+    for (struct exec_pending **pp = &s->exec_done; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    timer_clear(s, &p->timer);
+    p->cb(p->arg, p->ret, p->ret == 0 ? &p->rec : NULL, p->ret == 0 ? NULL : &p->err);
+    sk_exec_rec_release(&p->rec);
+    free(p);
+}
+
+static void on_exec_pending_report(void *arg)
+{
+    struct exec_pending *p = arg;
+    p->timer = 0;
+    exec_pending_report(p);
+}
+
+/* exec_pending_done - move an answered exec from its sandbox to the
+ * report list. */
+static void exec_pending_done(struct exec_pending *p)
+{
+    struct sched_sandbox *e = p->e;
+    for (struct exec_pending **pp = &e->pending; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    p->e = NULL;
+    struct sk_sched *s = p->s;
+    p->next = s->exec_done;
+    s->exec_done = p;
+    if (!s->freeing)
+        timer_arm(s, &p->timer, 0, on_exec_pending_report, p);
+}
+
+/* pending_spawns_check - complete every pending exec of e whose answer
+ * has arrived. */
+static void pending_spawns_check(struct sched_sandbox *e)
+{
+    struct exec_pending *p = e->pending;
+    while (p != NULL) {
+        struct exec_pending *next = p->next;
+        struct sk_agent_proc proc;
+        int r = sk_agent_spawn_finish(sk_sandbox_agent(e->sb), p->ticket, &proc, &p->err);
+        if (r != 0) {
+            if (r < 0) {
+                exec_start_release(&p->xs, true);
+                p->ret = r;
+            } else {
+                p->ret = exec_complete(e, &p->xs, &proc, &p->rec, &p->err);
+            }
+            exec_pending_done(p);
+        }
+        p = next;
+    }
+}
+
+/* pending_spawns_fail - e ends: what skiff-init has answered is completed
+ * (its exec then ends with the sandbox), the rest fails with EALREADY. */
+static void pending_spawns_fail(struct sched_sandbox *e)
+{
+    pending_spawns_check(e);
+    while (e->pending != NULL) {
+        struct exec_pending *p = e->pending;
+        sk_agent_spawn_abandon(sk_sandbox_agent(e->sb), p->ticket);
+        exec_start_release(&p->xs, true);
+        p->ret = sk_error_setv(&p->err, EALREADY, "sandbox '%s' ended before exec '%s' started", e->id, p->xs.id);
+        exec_pending_done(p);
+    }
+}
+
+/* exec_start - start an exec and wait for skiff-init's answer. */
+static int exec_start(struct sched_sandbox *e, const struct sk_exec_req *req, bool entrypoint, struct sk_exec_rec *out,
+                      struct sk_error *err)
+{
+    struct exec_start xs;
+    int ret = exec_prepare(e, req, entrypoint, &xs, err);
+    if (ret < 0)
+        return ret;
+    struct sk_agent_proc proc = {.stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1, .pty_fd = -1};
+    ret = sk_sandbox_exec(e->sb, &xs.spawn, &proc, err);
+    schedule_pump(e);
+    if (xs.to_file) {
+        /* skiff-init has its own copies now */
+        sk_close(&xs.files[OUT_STDOUT]);
+        sk_close(&xs.files[OUT_STDERR]);
+    }
+    if (ret < 0) {
+        exec_start_release(&xs, true);
+        return ret;
+    }
+    return exec_complete(e, &xs, &proc, out, err);
 }
 
 /* ---- public: lifecycle ------------------------------------------------------------------- */
@@ -1686,6 +1848,8 @@ void sk_sched_free(struct sk_sched *s)
     workers_stop(s); /* creations in flight end first: theirs are reported as failed */
     while (s->sandboxes != NULL)
         end_sandbox(s->sandboxes, "terminated", "server shutdown", -1);
+    while (s->exec_done != NULL) /* execs that never got to run, and answers not yet reported */
+        exec_pending_report(s->exec_done);
     /* Those waiting learn how it ended; then nothing more is called. */
     timer_clear(s, &s->dispatch_timer);
     dispatch(s);
@@ -2897,6 +3061,50 @@ struct sk_agent *sk_sched_agent(struct sk_sched *s, const char *sandbox_id, stru
 }
 
 /* ---- public: execs --------------------------------------------------------------------- */
+
+int sk_sched_exec_async(struct sk_sched *s, const char *sandbox_id, const struct sk_exec_req *req,
+                        sk_sched_exec_start_cb cb, void *arg, struct sk_error *err)
+{
+    if (s->freeing)
+        return sk_error_setv(err, EBUSY, "the server is shutting down");
+    bool exists = false;
+    struct sched_sandbox *e = sandbox_resolve(s, sandbox_id, &exists);
+    if (e == NULL || e->ending) {
+        if (!exists)
+            return sk_error_setv(err, ENOENT, "sandbox '%s' not found", sandbox_id ? sandbox_id : "");
+        return sk_error_setv(err, EALREADY, "sandbox '%s' has ended", sandbox_id);
+    }
+    struct exec_pending *p = xcalloc(1, sizeof(*p));
+    p->s = s;
+    p->e = e;
+    p->cb = cb;
+    p->arg = arg;
+    int ret = exec_prepare(e, req, false, &p->xs, err);
+    if (ret < 0) {
+        free(p);
+        return ret;
+    }
+    struct sk_agent_spawn spawn = p->xs.spawn;
+    if (spawn.envp == NULL) /* never: the sandbox's env is always set */
+        spawn.envp = (const char *const *)(spawn.pty ? e->env_pty : e->env);
+    ret = sk_agent_spawn_start(sk_sandbox_agent(e->sb), &spawn, &p->ticket, err);
+    if (p->xs.to_file) {
+        /* skiff-init has its own copies now (sent with the request) */
+        sk_close(&p->xs.files[OUT_STDOUT]);
+        sk_close(&p->xs.files[OUT_STDERR]);
+    }
+    if (ret < 0) {
+        exec_start_release(&p->xs, true);
+        free(p);
+        return ret;
+    }
+    /* spawn's strings (argv, cwd) were copied into the request: done with */
+    p->next = e->pending;
+    e->pending = p;
+    e->last_activity_ns = sk_now_ns();
+    schedule_pump(e); /* a reply read by another call is completed there */
+    return 0;
+}
 
 int sk_sched_exec(struct sk_sched *s, const char *sandbox_id, const struct sk_exec_req *req, struct sk_exec_rec *out,
                   struct sk_error *err)

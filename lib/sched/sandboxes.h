@@ -260,6 +260,20 @@ struct sk_exec_req {
  * process that could not be started is not recorded. */
 int sk_sched_exec(struct sk_sched *s, const char *sandbox_id, const struct sk_exec_req *req, struct sk_exec_rec *out,
                   struct sk_error *err);
+/* sk_sched_exec_async - sk_sched_exec without holding up the loop while
+ * skiff-init forks and execs: the request is checked and sent at once (its
+ * errors - ENOENT, EALREADY, EINVAL, E2BIG, EAGAIN when 64 starts are in
+ * flight in that sandbox - are returned here and cb is never called);
+ * then cb(arg, 0, rec, NULL) once the process runs and is recorded, or
+ * cb(arg, -code, NULL, err) with skiff-init's error (ENOENT "exec 'foo':
+ * ...") or EALREADY when the sandbox ended first - always from the loop,
+ * never from inside an sk_sched_* call. The exec may have ended by then
+ * (its watchers see that as usual). req is borrowed for the call. Starts
+ * still unanswered at sk_sched_free are reported from inside it. */
+typedef void (*sk_sched_exec_start_cb)(void *arg, int ret, const struct sk_exec_rec *rec, const struct sk_error *err);
+int sk_sched_exec_async(struct sk_sched *s, const char *sandbox_id, const struct sk_exec_req *req,
+                        sk_sched_exec_start_cb cb, void *arg, struct sk_error *err);
+
 /* sk_sched_exec_signal - send signo (1..64) to the exec's process (not its
  * group). ENOENT for an unknown exec, EALREADY when it has exited. */
 int sk_sched_exec_signal(struct sk_sched *s, const char *exec_id, int signo, struct sk_error *err);

@@ -1844,3 +1844,65 @@ TEST(async_creates_in_flight_at_shutdown_are_reported_and_leave_nothing)
     ASSERT_EQ_INT(settled_cgroups(f, 0), 0);
     fx_stop(f);
 }
+
+struct started {
+    bool done;
+    int calls, ret, code;
+    char id[64], msg[256];
+};
+
+static void on_started(void *arg, int ret, const struct sk_exec_rec *rec, const struct sk_error *err)
+{
+    struct started *st = arg;
+    st->calls++;
+    st->done = true;
+    st->ret = ret;
+    if (ret == 0)
+        snprintf(st->id, sizeof(st->id), "%s", rec->id);
+    else {
+        st->code = err->code;
+        snprintf(st->msg, sizeof(st->msg), "%s", err->msg);
+    }
+}
+
+TEST(async_execs_are_reported_from_the_loop)
+{
+    struct fx *f = fx_start(NULL, NULL);
+    struct sk_error err = {0};
+    struct sk_sandbox_req req = {0};
+    char *sb = create(f, &req);
+    struct started a = {0}, b = {0}, c = {0};
+    struct sk_exec_req ok = {.argv = (const char *const[]){"sh", "-c", "echo out; exit 4", NULL}};
+    struct sk_exec_req missing = {.argv = (const char *const[]){"/no/such/cmd", NULL}};
+    ASSERT_OK(sk_sched_exec_async(f->s, sb, &ok, on_started, &a, &err));
+    ASSERT_OK(sk_sched_exec_async(f->s, sb, &missing, on_started, &b, &err));
+    ASSERT_FALSE(a.done || b.done); /* never from inside the call */
+    ASSERT_TRUE(tl_run_until(&f->loop, &a.done, 10000));
+    ASSERT_TRUE(tl_run_until(&f->loop, &b.done, 10000));
+    ASSERT_EQ_INT(a.ret, 0);
+    ASSERT_EQ_INT(b.ret, -ENOENT);
+    ASSERT_CONTAINS(b.msg, "/no/such/cmd");
+    struct ex_end w;
+    exec_wait(f, a.id, &w, 10000);
+    size_t len = 0;
+    char *out = read_output(f, a.id, "stdout", &len);
+    ASSERT_EQ_STR(out, "out\n");
+    free(out);
+    struct sk_exec_rec xr;
+    ASSERT_OK(sk_store_exec_get(f->st, a.id, &xr, &err));
+    ASSERT_EQ_INT(xr.exit_code, 4);
+    ASSERT_GT_INT(xr.proc_id, 0);
+    sk_exec_rec_release(&xr);
+    /* unknown sandbox: refused at once */
+    ASSERT_EQ_INT(sk_sched_exec_async(f->s, "sb-0000000000000000", &ok, on_started, &c, &err), -ENOENT);
+    /* a sandbox that ends while a start is in flight: reported once, either way */
+    ASSERT_OK(sk_sched_exec_async(f->s, sb, &ok, on_started, &c, &err));
+    ASSERT_OK(sk_sched_terminate(f->s, sb, "test", &err));
+    ASSERT_TRUE(tl_run_until(&f->loop, &c.done, 10000));
+    tl_run_for(&f->loop, 100);
+    ASSERT_EQ_INT(c.calls, 1);
+    if (c.ret != 0)
+        ASSERT_EQ_INT(c.code, EALREADY);
+    free(sb);
+    fx_stop(f);
+}

@@ -2294,3 +2294,82 @@ TEST_TIMEOUT(unread_events_are_dropped_with_an_overflow, 30)
     wlog_free(l);
     fx_stop(&f);
 }
+
+/* spawn_start/finish: several starts in flight at once; their answers are
+ * kept whoever reads them (here: the event reader and a synchronous call),
+ * each process's EXIT comes after its answer, errors come back per ticket. */
+TEST_TIMEOUT(spawns_in_flight_are_answered_by_ticket, 20)
+{
+    struct fx f;
+    fx_start(&f);
+    struct sk_error err = {0};
+    uint32_t t[3];
+    ASSERT_OK(sk_agent_spawn_start(
+        f.a, &(struct sk_agent_spawn){.argv = (const char *const[]){"sh", "-c", "exit 3", NULL}, .envp = test_env},
+        &t[0], &err));
+    ASSERT_OK(sk_agent_spawn_start(
+        f.a, &(struct sk_agent_spawn){.argv = (const char *const[]){"/no/such/program", NULL}, .envp = test_env}, &t[1],
+        &err));
+    ASSERT_OK(sk_agent_spawn_start(
+        f.a, &(struct sk_agent_spawn){.argv = (const char *const[]){"echo", "hi", NULL}, .envp = test_env}, &t[2],
+        &err));
+    ASSERT_TRUE(t[0] != t[1] && t[1] != t[2]);
+    /* a synchronous call meanwhile reads (and keeps) the answers before its own */
+    struct sk_agent_proc p;
+    spawn_argv(&f, (const char *const[]){"true", NULL}, &p);
+    close_proc(&p);
+    struct sk_agent_proc q[3];
+    ASSERT_EQ_INT(sk_agent_spawn_finish(f.a, t[0], &q[0], &err), 1);
+    ASSERT_EQ_INT(sk_agent_spawn_finish(f.a, t[1], &q[1], &err), -ENOENT);
+    ASSERT_CONTAINS(err.msg, "/no/such/program");
+    ASSERT_EQ_INT(sk_agent_spawn_finish(f.a, t[2], &q[2], &err), 1);
+    ASSERT_EQ_STR(read_until_eof(q[2].stdout_fd), "hi\n");
+    /* a ticket is answered once */
+    ASSERT_EQ_INT(sk_agent_spawn_finish(f.a, t[0], &q[1], &err), -ENOENT);
+    /* every started process reports its end */
+    int seen = 0, code0 = -1;
+    for (int i = 0; i < 3; i++) {
+        struct sk_agent_event ev;
+        wait_event(&f, &ev, 5000);
+        if (ev.proc_id == q[0].id)
+            code0 = ev.exit_code;
+        seen |= ev.proc_id == q[0].id ? 1 : ev.proc_id == q[2].id ? 2 : ev.proc_id == p.id ? 4 : 0;
+    }
+    ASSERT_EQ_INT(seen, 7);
+    ASSERT_EQ_INT(code0, 3);
+    close_proc(&q[0]);
+    close_proc(&q[2]);
+
+    /* an answer that arrives while only events are read is kept too */
+    ASSERT_OK(sk_agent_spawn_start(
+        f.a, &(struct sk_agent_spawn){.argv = (const char *const[]){"sh", "-c", "exit 5", NULL}, .envp = test_env},
+        &t[0], &err));
+    struct sk_agent_event ev;
+    wait_event(&f, &ev, 5000); /* its EXIT: read behind the answer, which is stashed */
+    ASSERT_EQ_INT(sk_agent_spawn_finish(f.a, t[0], &q[0], &err), 1);
+    ASSERT_EQ_INT(ev.proc_id, q[0].id);
+    ASSERT_EQ_INT(ev.exit_code, 5);
+    close_proc(&q[0]);
+    /* an abandoned ticket's process is killed and its answer dropped */
+    ASSERT_OK(sk_agent_spawn_start(
+        f.a, &(struct sk_agent_spawn){.argv = (const char *const[]){"sleep", "30", NULL}, .envp = test_env}, &t[1],
+        &err));
+    for (int i = 0; i < 100 && sk_agent_spawn_finish(f.a, t[1], &q[1], &err) == 0; i++) {
+        struct sk_agent_event none;
+        sk_agent_next_event(f.a, &none, 20, NULL);
+    }
+    close_proc(&q[1]);
+    uint32_t killed = q[1].id;
+    ASSERT_OK(sk_agent_spawn_start(
+        f.a, &(struct sk_agent_spawn){.argv = (const char *const[]){"sleep", "30", NULL}, .envp = test_env}, &t[2],
+        &err));
+    sk_agent_next_event(f.a, &ev, 200, NULL); /* reads (stashes) its answer */
+    sk_agent_spawn_abandon(f.a, t[2]);
+    ASSERT_EQ_INT(sk_agent_spawn_finish(f.a, t[2], &q[2], &err), -ENOENT);
+    sk_agent_signal(f.a, killed, SIGKILL, NULL);
+    for (int i = 0; i < 2; i++) {
+        wait_event(&f, &ev, 5000);
+        ASSERT_EQ_INT(ev.signo, SIGKILL);
+    }
+    fx_stop(&f);
+}
