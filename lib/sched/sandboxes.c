@@ -178,6 +178,7 @@ struct sk_sched {
     void (*on_exec_end)(void *ctx, const struct sk_exec_rec *rec);
     void *observer_ctx;
     struct sk_pool *pool;
+    struct sk_net *net; /* sandbox networking, or NULL */
     /* asynchronous creation (sk_sched_create_async) */
     pthread_t workers[SCHED_WORKERS_MAX];
     int n_workers;
@@ -1287,6 +1288,10 @@ static void end_sandbox(struct sched_sandbox *e, const char *reason, const char 
     sandbox_unwatch_dir(e);
     if (sk_sandbox_kill(e->sb, reason_code(reason), &err) < 0)
         sk_log_warn("sandbox '%s': %s", e->id, err.msg);
+    /* Its network namespace goes with its last process (and its veths with
+     * it): only the host's rules and addresses are left to remove. */
+    if (s->net != NULL)
+        sk_net_detach(s->net, e->id, true);
     /* EXITs skiff-init sent before it died still say how those ended. */
     struct sk_agent_event ev;
     for (int i = 0; i < 4096 && sk_agent_next_event(sk_sandbox_agent(e->sb), &ev, 0, NULL) > 0; i++) {
@@ -1810,6 +1815,7 @@ int sk_sched_new(struct sk_runtime *rt, struct sk_store *st, const struct sk_loo
     s->on_exec_end = cfg->on_exec_end;
     s->observer_ctx = cfg->observer_ctx;
     s->pool = cfg->pool;
+    s->net = cfg->net;
     s->wq_fd = -1;
     pthread_mutex_init(&s->wq_mu, NULL);
     pthread_cond_init(&s->wq_cv, NULL);
@@ -2145,6 +2151,21 @@ static int reconcile_execs(struct sched_sandbox *e, struct sk_error *err)
     return 0;
 }
 
+/* network_readopt - take the adopted sandbox's network back (its veths and
+ * chains survived us), or record it with mode "none" when it has none. */
+static int network_readopt(struct sched_sandbox *e, struct sk_error *err)
+{
+    struct sk_sched *s = e->s;
+    const json_t *state = json_object_get(e->runtime, "network");
+    if (state != NULL)
+        return sk_net_readopt(s->net, e->id, e->rec.name, sk_sandbox_pid(e->sb), state, err);
+    struct sk_net_policy none = {0};
+    json_t *st = NULL;
+    int ret = sk_net_attach(s->net, e->id, e->rec.name, sk_sandbox_pid(e->sb), NULL, &none, &st, err);
+    json_decref(st);
+    return ret;
+}
+
 /* sandbox_readopt - rebuild the live state of adopted sandbox sb from its
  * record: env, workdir, watches, its execs, timers. Returns 1 when it runs
  * on, 0 when it turned out to have ended (its entrypoint exited while
@@ -2197,6 +2218,11 @@ static int sandbox_readopt(struct sk_sched *s, const struct sk_sandbox_rec *rec,
         return -1;
     }
     e->pidfd_watched = true;
+    if (s->net != NULL && network_readopt(e, &err) < 0) {
+        sk_error_prefix(&err, "server restarted");
+        end_sandbox(e, "lost", err.msg, -1);
+        return -1;
+    }
     char dir[PATH_MAX];
     snprintf(dir, sizeof(dir), "%s/%s/execs", s->sandboxes_dir, e->id);
     if (sk_mkdir_p(dir, 0700, &err) == 0)
@@ -2348,6 +2374,9 @@ int sk_sched_recover(struct sk_sched *s, struct sk_error *err)
         sk_log_warn("stale sandbox sweep: %s", serr.msg);
     else if (swept > 0)
         sk_log_info("stale sandbox sweep: %d leftover(s) removed", swept);
+    /* The same for networks: veths, rules and bridges no sandbox claims. */
+    if (s->net != NULL && sk_net_sweep(s->net, &serr) < 0)
+        sk_log_warn("network sweep: %s", serr.msg);
     if (adopted > 0 || lost > 0)
         sk_log_info("recovery: %d sandbox(es) re-adopted, %d lost", adopted, lost);
     return lost;
@@ -2390,6 +2419,7 @@ struct create_prep {
     char *spec_json; /* as stored */
     json_t *runtime; /* what a new owner needs besides the adopt info */
     struct sk_sandbox_spec spec;
+    struct sk_net_policy net; /* the network to attach (zero: mode "none") */
 };
 
 static void create_prep_release(struct create_prep *p)
@@ -2397,6 +2427,21 @@ static void create_prep_release(struct create_prep *p)
     free(steal_pointer(&p->tags));
     free(steal_pointer(&p->spec_json));
     json_decref(steal_pointer(&p->runtime));
+    sk_net_policy_release(&p->net);
+}
+
+/* network_check - the network a create request asks for, parsed and
+ * checked against what this server offers. */
+static int network_check(struct sk_sched *s, const char *text, struct sk_net_policy *out, struct sk_error *err)
+{
+    json_t *j = json_loads(text, 0, NULL);
+    int ret = sk_net_policy_from_json(j, out, err);
+    json_decref(j);
+    if (ret < 0)
+        return ret;
+    if ((out->egress || out->group != NULL) && s->net == NULL)
+        return sk_error_setv(err, ENOTSUP, "sandbox networking is not available on this server");
+    return s->net != NULL ? sk_net_check_policy(s->net, out, err) : 0;
 }
 
 /* create_check - everything about a create request that needs no sandbox:
@@ -2454,6 +2499,9 @@ static int create_check(struct sk_sched *s, const struct sk_sandbox_req *req, st
         }
     }
 
+    if (req->network_json != NULL && (ret = network_check(s, req->network_json, &p->net, err)) < 0)
+        return ret;
+
     /* What a new owner needs besides the runtime's adopt info. */
     json_t *runtime = runtime_json_new(req, err);
     if (runtime == NULL)
@@ -2499,6 +2547,21 @@ static int create_finish(struct sk_sched *s, const struct sk_sandbox_req *req, s
         return ret;
     }
     json_object_set_new(runtime, "adopt", json_string(adopt));
+    /* Its network before anything can run in it (the entrypoint starts
+     * below), and before it is recorded, so that the record says how to
+     * re-attach it. */
+    json_t *net_state = NULL;
+    if (s->net != NULL && (ret = sk_net_attach(s->net, sk_sandbox_id(sb), req->name, sk_sandbox_pid(sb),
+                                               sk_sandbox_agent(sb), &p->net, &net_state, err)) < 0) {
+        sk_error_prefix(err, "sandbox '%s': network", sk_sandbox_id(sb));
+        sk_sandbox_free(sb);
+        json_decref(runtime);
+        if (err->code != EINVAL)
+            record_failed(s, created_at, spec_json, tags, err);
+        return ret;
+    }
+    if (net_state != NULL)
+        json_object_set_new(runtime, "network", net_state);
 
     struct sched_sandbox *e = xcalloc(1, sizeof(*e));
     e->s = s;
@@ -2525,6 +2588,8 @@ static int create_finish(struct sk_sched *s, const struct sk_sandbox_req *req, s
      * from here on leaves a record that recovery can act on. */
     ret = sk_store_sandbox_insert(s->st, &e->rec, err);
     if (ret < 0) {
+        if (s->net != NULL)
+            sk_net_detach(s->net, e->id, false);
         sk_sandbox_free(sb);
         sandbox_entry_free(e);
         return ret;
@@ -2619,7 +2684,7 @@ struct create_job {
     struct create_job *all_next;  /* every job not yet reported */
     /* the request, copied */
     struct sk_sandbox_req req;
-    char *image, *workdir, *name, *tags_json, *spec_json;
+    char *image, *workdir, *name, *tags_json, *spec_json, *network_json;
     char **entrypoint, **env;
     struct create_prep prep;
     sk_sched_create_cb cb;
@@ -2659,6 +2724,7 @@ static void job_free(struct create_job *j)
     free(j->name);
     free(j->tags_json);
     free(j->spec_json);
+    free(j->network_json);
     strv_free(j->entrypoint);
     strv_free(j->env);
     create_prep_release(&j->prep);
@@ -2860,6 +2926,7 @@ int sk_sched_create_async(struct sk_sched *s, const struct sk_sandbox_req *req, 
     j->name = req->name ? xstrdup(req->name) : NULL;
     j->tags_json = req->tags_json ? xstrdup(req->tags_json) : NULL;
     j->spec_json = req->spec_json ? xstrdup(req->spec_json) : NULL;
+    j->network_json = req->network_json ? xstrdup(req->network_json) : NULL;
     j->entrypoint = strv_dup(req->entrypoint);
     j->env = strv_dup(req->env);
     j->req = *req;
@@ -2868,6 +2935,7 @@ int sk_sched_create_async(struct sk_sched *s, const struct sk_sandbox_req *req, 
     j->req.name = j->name;
     j->req.tags_json = j->tags_json;
     j->req.spec_json = j->spec_json;
+    j->req.network_json = j->network_json;
     j->req.entrypoint = (const char *const *)j->entrypoint;
     j->req.env = (const char *const *)j->env;
     int ret = create_check(s, &j->req, &j->prep, err);
@@ -3288,6 +3356,101 @@ int sk_sched_exec_watch(struct sk_sched *s, const char *exec_id, int64_t timeout
     }
     *watcher = w->id;
     return 0;
+}
+
+/* ---- public: network policy ----------------------------------------------------------- */
+
+/* network_policy_of - the stored policy of a runtime record (mode "none"
+ * when it has none). */
+static int network_policy_of(const json_t *runtime, struct sk_net_policy *out, struct sk_error *err)
+{
+    const json_t *pol = json_object_get(json_object_get(runtime, "network"), "policy");
+    if (pol == NULL) {
+        memset(out, 0, sizeof(*out));
+        return 0;
+    }
+    return sk_net_policy_from_json(pol, out, err);
+}
+
+int sk_sched_network_get(struct sk_sched *s, const char *id_or_name, char id[24], char **policy_json, bool *running,
+                         struct sk_error *err)
+{
+    *policy_json = NULL;
+    *running = false;
+    struct sk_sandbox_rec rec;
+    int ret = sk_store_sandbox_get(s->st, id_or_name, &rec, err);
+    if (ret < 0)
+        return ret;
+    snprintf(id, 24, "%s", rec.id);
+    struct sched_sandbox *e = sandbox_live(s, rec.id);
+    json_t *stored = e == NULL && rec.runtime_json != NULL ? json_loads(rec.runtime_json, 0, NULL) : NULL;
+    sk_sandbox_rec_release(&rec);
+    struct sk_net_policy p;
+    ret = network_policy_of(e != NULL ? e->runtime : stored, &p, err);
+    json_decref(stored);
+    if (ret < 0)
+        return ret;
+    json_t *j = sk_net_policy_json(&p);
+    *policy_json = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    sk_net_policy_release(&p);
+    *running = e != NULL && !e->ending;
+    return 0;
+}
+
+int sk_sched_network_set(struct sk_sched *s, const char *id_or_name, const char *patch_json, char **policy_json,
+                         struct sk_error *err)
+{
+    if (policy_json != NULL)
+        *policy_json = NULL;
+    bool exists = false;
+    struct sched_sandbox *e = sandbox_resolve(s, id_or_name, &exists);
+    if (e == NULL || e->ending)
+        return exists ? sk_error_setv(err, EALREADY, "sandbox '%s' is not running", id_or_name)
+                      : sk_error_setv(err, ENOENT, "no sandbox '%s'", id_or_name);
+    struct sk_net_policy p;
+    int ret = network_policy_of(e->runtime, &p, err);
+    if (ret < 0)
+        return ret;
+    json_t *patch = json_loads(patch_json, 0, NULL);
+    ret = sk_net_policy_patch(&p, patch, "network.", err);
+    json_decref(patch);
+    if (ret == 0 && s->net == NULL && (p.egress || p.group != NULL))
+        ret = sk_error_setv(err, ENOTSUP, "sandbox networking is not available on this server");
+    json_t *state = NULL;
+    if (ret == 0 && s->net != NULL)
+        ret = sk_net_update(s->net, e->id, sk_sandbox_pid(e->sb), sk_sandbox_agent(e->sb), &p, &state, err);
+    if (ret == 0 && state != NULL) {
+        json_t *old = json_incref(json_object_get(e->runtime, "network"));
+        json_object_set_new(e->runtime, "network", state);
+        runtime_json_sync(e);
+        ret = sk_store_sandbox_update(s->st, &e->rec, err);
+        if (ret < 0) {
+            /* Not stored: back to what the record says, so that a restart
+             * does not bring back another policy than the one in force. */
+            struct sk_net_policy back = {0};
+            json_t *st2 = NULL;
+            if (old == NULL || sk_net_policy_from_json(json_object_get(old, "policy"), &back, NULL) == 0)
+                sk_net_update(s->net, e->id, sk_sandbox_pid(e->sb), sk_sandbox_agent(e->sb), &back, &st2, NULL);
+            sk_net_policy_release(&back);
+            json_decref(st2);
+            if (old != NULL)
+                json_object_set(e->runtime, "network", old);
+            else
+                json_object_del(e->runtime, "network");
+            runtime_json_sync(e);
+        }
+        json_decref(old);
+    }
+    if (ret == 0 && policy_json != NULL) {
+        json_t *j = sk_net_policy_json(&p);
+        *policy_json = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+    }
+    sk_net_policy_release(&p);
+    if (ret == 0)
+        sk_log_info("sandbox '%s': network policy changed", e->id);
+    return ret;
 }
 
 /* ---- public: inbound ports ------------------------------------------------------------ */

@@ -68,6 +68,8 @@ struct sk_loop_ops {
     void (*cancel)(void *ctx, uint64_t id);
 };
 
+struct sk_net;
+
 struct sk_sched_config {
     const char *data_dir;       /* exec output lives in <data_dir>/sandboxes/<id>/ */
     int64_t default_timeout_ms; /* 0: 300 s (capped to max_timeout_ms when that is smaller) */
@@ -86,6 +88,12 @@ struct sk_sched_config {
      * manager): sk_sched_create claims a ready sandbox from it and creates
      * one cold only on a miss. */
     struct sk_pool *pool;
+    /* Optional sandbox networking (net/net.h; borrowed, must outlive the
+     * manager): every sandbox is attached to it after it is made and
+     * before it is recorded (its state kept in the runtime record under
+     * "network"), re-attached after a restart, detached at its end. Without
+     * it, requests for a network other than mode "none" fail (ENOTSUP). */
+    struct sk_net *net;
 };
 
 #define SK_EXEC_ID_LEN 19 /* "ex-" + 16 hex */
@@ -165,6 +173,9 @@ struct sk_sandbox_req {
     const char *tags_json;   /* NULL or a JSON object of strings */
     const char *spec_json;   /* the request as accepted, stored verbatim (NULL: a
                                 summary of this struct is stored) */
+    /* NULL (mode "none") or sk_net_policy_json's object, network_group
+     * included: the network to attach (net/policy.h) */
+    const char *network_json;
 };
 
 /* sk_sched_create - create and start a sandbox; *out (caller releases) is
@@ -346,6 +357,24 @@ void sk_sched_watch_files_cancel(struct sk_sched *s, uint64_t id);
  * current loop callback returns. Use it synchronously; exit events it
  * queues meanwhile are picked up from the loop afterwards. */
 struct sk_agent *sk_sched_agent(struct sk_sched *s, const char *sandbox_id, struct sk_error *err);
+
+/* ---- network policy (net/net.h) --------------------------------------------------- */
+
+/* sk_sched_network_get - a sandbox's network policy (sk_net_policy_json's
+ * object as text, heap, caller frees; mode "none" for a sandbox made
+ * without one), for ended sandboxes too, with *running telling whether it
+ * runs here (then sk_net_status has its live side). *id gets the id.
+ * ENOENT when unknown. */
+int sk_sched_network_get(struct sk_sched *s, const char *id_or_name, char id[24], char **policy_json, bool *running,
+                         struct sk_error *err);
+/* sk_sched_network_set - apply the fields of `patch_json` (the API's
+ * "network" object; see sk_net_policy_patch) to a running sandbox's policy
+ * at once (sk_net_update) and store it. *policy_json (heap, may be NULL) is
+ * the effective policy. EINVAL for a bad patch (the message names the
+ * field), EALREADY for a sandbox that has ended, ENOENT when unknown,
+ * ENOTSUP without networking. */
+int sk_sched_network_set(struct sk_sched *s, const char *id_or_name, const char *patch_json, char **policy_json,
+                         struct sk_error *err);
 
 /* ---- inbound ports (daemon/proxy*.c) ------------------------------------------ */
 
