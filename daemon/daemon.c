@@ -416,7 +416,8 @@ int sk_daemon_init(struct sk_daemon *d, const struct sk_daemon_config *cfg, stru
                                .cidr6 = d->cfg.net_cidr6,
                                .group_cidr4 = d->cfg.net_group_cidr,
                                .table = d->cfg.nft_table,
-                               .dns_upstream = d->cfg.dns_upstream};
+                               .dns_upstream = d->cfg.dns_upstream,
+                               .instance = d->data_dir};
     r = sk_netd_new(d, &nc, &d->netd, err);
     if (r < 0)
         return r;

@@ -110,6 +110,7 @@ struct net_group {
 
 struct sk_net {
     char table[33];
+    char owner[24]; /* "owner-<16 hex of the instance>": the mark of our tables */
     struct sk_net_cidr cidr4, cidr6, group4;
     bool v6;
     uint32_t n_slots, n_groups;
@@ -362,6 +363,11 @@ int sk_net_new(const struct sk_net_config *cfg, struct sk_net **out, struct sk_e
         return r;
     }
     n->nflog_group = cfg->nflog_group ? cfg->nflog_group : SK_NET_DEFAULT_NFLOG_GROUP;
+    /* FNV-1a of the instance name: a mark, not a secret */
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *c = cfg->instance ? cfg->instance : "skiff"; *c; c++)
+        h = (h ^ (uint8_t)*c) * 1099511628211ULL;
+    snprintf(n->owner, sizeof(n->owner), "owner-%016llx", (unsigned long long)h);
     n->on_active = cfg->on_active;
     n->ctx = cfg->ctx;
     n->by_slot = xcalloc(n->n_slots, sizeof(*n->by_slot));
@@ -458,6 +464,7 @@ static void emit_base(struct sk_net *n, struct sk_nft_buf *b)
     if (n->v6)
         sk_net_cidr_format(&n->cidr6, c6, sizeof(c6));
     sk_nft_buf_add(b, "add table inet %s\n", T);
+    sk_nft_buf_add(b, "add chain inet %s %s\n", T, n->owner);
     sk_nft_buf_add(b, "add set inet %s dns4 { type ifname . ipv4_addr; flags timeout; size 262144; }\n", T);
     sk_nft_buf_add(b, "add set inet %s dns6 { type ifname . ipv6_addr; flags timeout; size 262144; }\n", T);
     for (int fam = 4; fam <= 6; fam += 2) {
@@ -585,6 +592,31 @@ static int nflog_open(struct sk_net *n, struct sk_error *err)
     return 0;
 }
 
+/* table_owner - whose is table inet T: 0 nobody's (there is none), 1
+ * ours, -1 another instance's (an owner chain with another mark, or none). */
+static int table_owner(struct sk_net *n)
+{
+    char cmd[96];
+    snprintf(cmd, sizeof(cmd), "list table inet %s", n->table);
+    json_t *j = NULL;
+    struct sk_error e2 = {0};
+    if (sk_nft_list(n->nft, cmd, &j, &e2) < 0) {
+        sk_log_debug("table owner: %s", e2.msg);
+        return 0;
+    }
+    int owner = -1;
+    size_t i;
+    json_t *it;
+    json_array_foreach(json_object_get(j, "nftables"), i, it)
+    {
+        const char *name = json_string_value(json_object_get(json_object_get(it, "chain"), "name"));
+        if (name != NULL && strcmp(name, n->owner) == 0)
+            owner = 1;
+    }
+    json_decref(j);
+    return owner;
+}
+
 /* activate - set up the host side once: forwarding, the resolver address,
  * the tables, the denial log. */
 static int activate(struct sk_net *n, struct sk_error *err)
@@ -596,6 +628,11 @@ static int activate(struct sk_net *n, struct sk_error *err)
         return r;
     if (n->nft == NULL && (r = sk_nft_new(&n->nft, err)) < 0)
         return r;
+    if (table_owner(n) < 0)
+        return sk_error_setv(err, EBUSY,
+                             "the nftables table 'inet %s' belongs to another skiffd in this network namespace (give "
+                             "each its own --nft-table and --net-cidr)",
+                             n->table);
     struct sk_nft_buf b = {0};
     emit_base(n, &b);
     r = sk_nft_run(n->nft, sk_nft_buf_str(&b), err);
@@ -1578,6 +1615,19 @@ static bool table_exists(struct sk_net *n, const char *family)
 int sk_net_sweep(struct sk_net *n, struct sk_error *err)
 {
     int r;
+    if (n->nft == NULL) {
+        struct sk_error e2 = {0};
+        if (sk_nft_new(&n->nft, &e2) < 0)
+            return 0; /* no nftables: nothing of ours can be there */
+    }
+    /* Only what our own table says is ours: another skiffd in this
+     * namespace (a table of its own) is left alone, and without a table
+     * nothing was ever set up. */
+    int owner = table_owner(n);
+    if (owner < 0)
+        sk_log_info("network sweep: table 'inet %s' belongs to another skiffd; left alone", n->table);
+    if (owner <= 0)
+        return 0;
     if (n->rtnl == NULL && (r = sk_rtnl_open(-1, -1, &n->rtnl, err)) < 0)
         return r;
     char **names = NULL;
@@ -1594,19 +1644,10 @@ int sk_net_sweep(struct sk_net *n, struct sk_error *err)
             sk_log_warn("network sweep: %s", e2.msg);
     }
     sk_rtnl_names_free(names);
-    if (n->nft == NULL) {
-        struct sk_error e2 = {0};
-        if (sk_nft_new(&n->nft, &e2) < 0) {
-            /* No nftables: there can be no tables of ours either. */
-            return removed;
-        }
-    }
-    if (table_exists(n, "inet")) {
-        r = sweep_nft(n, err);
-        if (r < 0)
-            return r;
-        removed += r;
-    }
+    r = sweep_nft(n, err);
+    if (r < 0)
+        return r;
+    removed += r;
     if (!in_use(n)) {
         struct sk_error e2 = {0};
         if (sk_net_teardown(n, &e2) < 0)
@@ -1626,16 +1667,16 @@ int sk_net_teardown(struct sk_net *n, struct sk_error *err)
         return r;
     if (n->nft == NULL && sk_nft_new(&n->nft, NULL) < 0)
         n->nft = NULL;
-    if (n->nft != NULL) {
-        static const char *const families[] = {"inet", "bridge"};
-        for (size_t i = 0; i < SK_ARRAY_SIZE(families); i++) {
-            if (!table_exists(n, families[i]))
-                continue;
-            char cmd[96];
-            snprintf(cmd, sizeof(cmd), "delete table %s %s\n", families[i], n->table);
-            if ((r = sk_nft_run(n->nft, cmd, err)) < 0)
-                return r;
-        }
+    if (n->nft == NULL || table_owner(n) <= 0)
+        return 0; /* nothing of ours (or another skiffd's) */
+    static const char *const families[] = {"inet", "bridge"};
+    for (size_t i = 0; i < SK_ARRAY_SIZE(families); i++) {
+        if (!table_exists(n, families[i]))
+            continue;
+        char cmd[96];
+        snprintf(cmd, sizeof(cmd), "delete table %s %s\n", families[i], n->table);
+        if ((r = sk_nft_run(n->nft, cmd, err)) < 0)
+            return r;
     }
     char **names = NULL;
     if (sk_rtnl_link_names(n->rtnl, &names, NULL) == 0) {

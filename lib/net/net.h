@@ -7,7 +7,7 @@
  * sandbox needs a network (sk_net_attach/_readopt): then it enables IPv4
  * (and, with an IPv6 range, IPv6) forwarding, puts the resolver address on
  * `lo`, and creates its nftables tables (inet and bridge family, both
- * named cfg.table). Everything it makes on the host is named so that it can
+ * named cfg.table, marked with the instance: chain owner-<16 hex>). Everything it makes on the host is named so that it can
  * be found again after a crash:
  *   sk<12 hex of the sandbox id>   host end of a sandbox's egress veth
  *                                  (eth0 inside the sandbox)
@@ -64,6 +64,11 @@ struct sk_net_config {
     const char *table;        /* nftables table name; NULL: SK_NET_DEFAULT_TABLE */
     const char *dns_upstream; /* "IP[:PORT],..." (IPv6 as [IP]:PORT); NULL: /etc/resolv.conf's nameservers */
     uint16_t nflog_group;     /* netlink log group for denials; 0: SK_NET_DEFAULT_NFLOG_GROUP */
+    /* Who this is (skiffd passes its data directory): the tables are marked
+     * with it, and a table marked by another instance is never touched -
+     * neither swept nor used (sk_net_attach fails with EBUSY then: give the
+     * other one its own --nft-table). NULL: "skiff". */
+    const char *instance;
     /* Called once, right after the host side has been set up (the resolver
      * address exists): the owner starts the DNS forwarder's sockets and
      * watches sk_net_nflog_fd. */

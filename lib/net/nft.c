@@ -38,8 +38,11 @@ int sk_nft_new(struct sk_nft **out, struct sk_error *err)
         sk_nft_free(n);
         return sk_error_setv(err, ENOMEM, "create a libnftables context");
     }
-    /* A listing that needs nothing but a working nf_tables netlink. */
-    if (nft_run_cmd_from_buffer(n->json, "list tables") != 0) {
+    /* A listing that needs nothing but a working nf_tables netlink. Every
+     * buffer is read after each command: reading it is what empties it. */
+    int probe = nft_run_cmd_from_buffer(n->json, "list tables");
+    nft_ctx_get_output_buffer(n->json);
+    if (probe != 0) {
         const char *e = nft_ctx_get_error_buffer(n->json);
         int r = sk_error_setv(err, ENOTSUP, "nftables is not usable here: %.200s", e && *e ? e : "no reason given");
         sk_nft_free(n);
@@ -97,7 +100,7 @@ int sk_nft_list(struct sk_nft *n, const char *cmd, json_t **out, struct sk_error
 {
     *out = NULL;
     int r = nft_run_cmd_from_buffer(n->json, cmd);
-    const char *text = nft_ctx_get_output_buffer(n->json);
+    const char *text = nft_ctx_get_output_buffer(n->json); /* read (and emptied) either way */
     if (r != 0) {
         const char *e = nft_ctx_get_error_buffer(n->json);
         char line[256];
