@@ -128,9 +128,9 @@ struct sched_sandbox {
     int64_t last_activity_ns;
     uint64_t timeout_timer, idle_timer, pump_timer, gone_timer;
     bool agent_watched, pidfd_watched;
-    bool execs_dir_made; /* <sandboxes_dir>/<id>/execs exists (made once, kept while it runs) */
+    bool execs_dir_made;          /* <sandboxes_dir>/<id>/execs exists (made once, kept while it runs) */
     struct exec_pending *pending; /* execs waiting for skiff-init's answer (sk_sched_exec_async) */
-    bool agent_gone; /* skiff-init's connection reached EOF */
+    bool agent_gone;              /* skiff-init's connection reached EOF */
     struct sched_exec *execs;
     struct sched_exec *entrypoint;
     bool ending;
@@ -1617,7 +1617,8 @@ static int exec_complete(struct sched_sandbox *e, struct exec_start *xs, const s
     x->has_stdin = xs->pty || xs->stdin_pipe;
     x->stdin_fd = proc.stdin_fd;
     for (int i = 0; i < 2; i++)
-        x->out[i] = (struct stream){.x = x, .idx = i, .fd = -1, .file_fd = steal_fd(&xs->files[i]), .to_file = xs->to_file};
+        x->out[i] =
+            (struct stream){.x = x, .idx = i, .fd = -1, .file_fd = steal_fd(&xs->files[i]), .to_file = xs->to_file};
     x->out[OUT_STDOUT].fd = xs->pty ? proc.pty_fd : proc.stdout_fd;
     x->out[OUT_STDERR].fd = xs->pty ? -1 : proc.stderr_fd;
     if (xs->pty)
@@ -2680,8 +2681,8 @@ int sk_sched_create(struct sk_sched *s, const struct sk_sandbox_req *req, struct
 
 struct create_job {
     struct sk_sched *s;
-    struct create_job *next;      /* in the worker queue, then the done list */
-    struct create_job *all_next;  /* every job not yet reported */
+    struct create_job *next;     /* in the worker queue, then the done list */
+    struct create_job *all_next; /* every job not yet reported */
     /* the request, copied */
     struct sk_sandbox_req req;
     char *image, *workdir, *name, *tags_json, *spec_json, *network_json;

@@ -200,8 +200,7 @@ int sk_sched_create(struct sk_sched *s, const struct sk_sandbox_req *req, struct
  * creations run in parallel. req is copied; rec and err are borrowed for
  * the call. Creations still in flight at sk_sched_free are reported from
  * inside it with EBUSY. */
-typedef void (*sk_sched_create_cb)(void *arg, int ret, const struct sk_sandbox_rec *rec,
-                                   const struct sk_error *err);
+typedef void (*sk_sched_create_cb)(void *arg, int ret, const struct sk_sandbox_rec *rec, const struct sk_error *err);
 int sk_sched_create_async(struct sk_sched *s, const struct sk_sandbox_req *req, sk_sched_create_cb cb, void *arg,
                           struct sk_error *err);
 

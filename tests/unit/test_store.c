@@ -224,8 +224,13 @@ TEST(a_version_1_database_is_migrated_with_its_execs)
     put_sandbox(st, "sb-old", NULL, "running", "{}", 1);
     struct sk_error err = {0};
     char id_old[] = "ex-old", id_new[] = "ex-new", sid[] = "sb-old", argv[] = "[\"true\"]", state[] = "running";
-    struct sk_exec_rec x = {
-        .id = id_old, .sandbox_id = sid, .argv_json = argv, .state = state, .exit_code = -1, .created_at = 5, .proc_id = 9};
+    struct sk_exec_rec x = {.id = id_old,
+                            .sandbox_id = sid,
+                            .argv_json = argv,
+                            .state = state,
+                            .exit_code = -1,
+                            .created_at = 5,
+                            .proc_id = 9};
     ASSERT_OK(sk_store_exec_insert(st, &x, &err));
     sk_store_close(st);
     /* back to what a schema 1 server wrote: no proc_id column */
