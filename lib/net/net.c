@@ -647,7 +647,8 @@ static int activate(struct sk_net *n, struct sk_error *err)
     int lo = 0;
     uint8_t res[4];
     resolver4(n, res);
-    if ((r = sk_rtnl_link_index(n->rtnl, "lo", &lo, err)) < 0 ||
+    /* (lo is down only in a fresh namespace - a test's, a container's) */
+    if ((r = sk_rtnl_link_index(n->rtnl, "lo", &lo, err)) < 0 || (r = sk_rtnl_link_up(n->rtnl, lo, err)) < 0 ||
         (r = sk_rtnl_addr_add(n->rtnl, lo, AF_INET, res, 32, err)) < 0)
         return sk_error_prefix(err, "put the resolver address on 'lo'");
     struct sk_error lerr = {0};

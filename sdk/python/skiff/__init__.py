@@ -25,10 +25,11 @@ from .file_io import SandboxFile
 from .filesystem import FileInfo, FileType, FileWatchEvent, FileWatchEventType, SandboxFilesystem
 from .image import Image
 from .sandbox import ContainerProcess, Sandbox
+from .network import NetworkPolicy, NetworkStatus
 from .tunnel import SandboxConnectCredentials, Tunnel
 
 __all__ = [
     "__version__", "exception", "Client", "App", "Image", "Sandbox", "ContainerProcess", "StreamReader",
     "StreamWriter", "SandboxFilesystem", "SandboxFile", "FileInfo", "FileType", "FileWatchEvent",
-    "FileWatchEventType", "Tunnel", "SandboxConnectCredentials",
+    "FileWatchEventType", "Tunnel", "SandboxConnectCredentials", "NetworkPolicy", "NetworkStatus",
 ]

@@ -17,6 +17,7 @@ from .app import APP_TAG, App
 from .exception import (Error, ExecTimeoutError, FailedPreconditionError, InvalidError, NotFoundError,
                         SandboxTerminatedError, SandboxTimeoutError)
 from .image import Image
+from . import network as _network
 from . import tunnel as _tunnel
 
 if TYPE_CHECKING:
@@ -250,9 +251,9 @@ class Sandbox:
     Create one with :meth:`Sandbox.create`; find one with :meth:`from_id`,
     :meth:`from_name` or :meth:`list`. Every blocking method also has ``.aio``.
 
-    **Network:** skiff sandboxes have *no network* by default (``block_network=True``),
-    unlike Modal, whose sandboxes are open by default. Networking is not implemented in
-    skiff yet, so ``block_network=False`` raises :class:`InvalidError`."""
+    **Network:** skiff sandboxes have *no network* by default, unlike Modal, whose
+    sandboxes are open by default: pass ``block_network=False`` or an allowlist
+    (:mod:`skiff.network`)."""
 
     def __init__(self, client: Client, record: Mapping[str, Any]):
         self._client = client
@@ -292,7 +293,10 @@ class Sandbox:
                timeout: Union[int, float] = 300, idle_timeout: Union[int, float, None] = None,
                workdir: str | None = None, env: Mapping[str, str] | None = None,
                cpu: Union[float, tuple[float, float], None] = None,
-               memory: Union[int, tuple[int, int], None] = None, block_network: bool = True,
+               memory: Union[int, tuple[int, int], None] = None, block_network: bool | None = None,
+               cidr_allowlist: Sequence[str] | None = None, cidr_denylist: Sequence[str] | None = None,
+               domain_allowlist: Sequence[str] | None = None, bandwidth_mbps: int | None = None,
+               max_connections: int | None = None, network_group: str | None = None,
                tags: Mapping[str, str] | None = None, name: str | None = None, pids: int | None = None,
                disk: int | None = None, encrypted_ports: Sequence[int] | None = None,
                unencrypted_ports: Sequence[int] | None = None, ports: Sequence[Any] | None = None,
@@ -311,19 +315,25 @@ class Sandbox:
         - ``cpu``: cores (``0.5``, ``2``); ``memory``: MiB. Modal's ``(request, limit)``
           tuples are accepted; skiff enforces the limit. ``pids``, ``disk`` (MiB of
           writable layer, default 1024): skiff extras.
-        - ``block_network``: **skiff's default is True - no network at all - unlike
-          Modal's (open).** Networking is not implemented yet: ``False`` raises
-          :class:`InvalidError`.
+        - ``block_network``: **skiff's default is no network at all - unlike Modal's
+          (open)** - unless a network option below is given. ``False``: egress to every
+          public address. ``cidr_allowlist`` (Modal's), ``domain_allowlist``,
+          ``cidr_denylist``, ``bandwidth_mbps``, ``max_connections``: egress with that
+          policy; ``network_group``: reach the sandboxes of that group by name. See
+          :mod:`skiff.network` and :meth:`set_network_policy`.
         - ``tags``: string key/values; ``name``: unique among sandboxes on record.
         - ``encrypted_ports`` (http ports, proxied by skiffd; **a token is needed**, unlike
           Modal), ``unencrypted_ports`` (raw TCP ports, public as Modal's), ``ports``
           (skiff's own entries: numbers or ``{"port", "protocol", "public", "allow_cidrs"}``):
           exposed once it runs; see :meth:`tunnels` and :mod:`skiff.tunnel`.
         """
-        if not block_network:
-            raise InvalidError("block_network=False: skiff sandboxes have no network yet (networking is not "
-                               "implemented); block_network=True is skiff's default and the only choice for now")
-        body: dict[str, Any] = {}
+        body: dict[str, Any] = _network.create_fields(
+            _network.UNSET if block_network is None else block_network,
+            _network.UNSET if cidr_allowlist is None else cidr_allowlist,
+            _network.UNSET if cidr_denylist is None else cidr_denylist,
+            _network.UNSET if domain_allowlist is None else domain_allowlist,
+            _network.UNSET if bandwidth_mbps is None else bandwidth_mbps,
+            _network.UNSET if max_connections is None else max_connections, network_group)
         if entrypoint:
             body["entrypoint"] = _argv("Sandbox.create entrypoint", entrypoint)
             body["stdin"] = True  # as with Modal, sb.stdin feeds the entrypoint
@@ -614,6 +624,33 @@ class Sandbox:
         """Every exec of the sandbox (the entrypoint's included), oldest first."""
         recs = self._live().request("GET", self._path + "/execs").get("execs") or []
         return [ContainerProcess(self, r, stdin=True) for r in recs]
+
+    # -- network (skiff.network) --------------------------------------------------------
+
+    @blocking
+    def set_network_policy(self, *, block_network: Any = _network.UNSET, cidr_allowlist: Any = _network.UNSET,
+                           cidr_denylist: Any = _network.UNSET, domain_allowlist: Any = _network.UNSET,
+                           bandwidth_mbps: Any = _network.UNSET,
+                           max_connections: Any = _network.UNSET) -> "_network.NetworkPolicy":
+        """Change the running sandbox's network now; only the arguments given change
+        (``None`` resets one: no list, no cap). ``block_network=True`` takes its network
+        away (every connection with it), ``False`` gives it egress; an allowlist given
+        alone keeps the current mode. Connections the new policy denies are cut at their
+        next packet. Returns the policy in force."""
+        body = _network.policy_fields(block_network, cidr_allowlist, cidr_denylist, domain_allowlist,
+                                      bandwidth_mbps, max_connections, patch=True)
+        return _network.set_policy(self, body)
+
+    @blocking
+    def network_policy(self) -> "_network.NetworkPolicy":
+        """The network policy in force (the last one, for an ended sandbox)."""
+        return _network.status(self).policy
+
+    @blocking
+    def network_status(self) -> "_network.NetworkStatus":
+        """The policy with the live side: addresses, and what was denied (counts and the
+        last denials: connections refused, DNS names refused) - why a tool failed."""
+        return _network.status(self)
 
     # -- ports (skiff.tunnel) -----------------------------------------------------------
 
