@@ -48,6 +48,9 @@ void cmd_sandbox_cp_usage(FILE *out);
 /* skiff sandbox port expose|unexpose|ls|token (port.c) */
 int cmd_sandbox_port(int argc, char **argv, struct sk_cli *g);
 void cmd_sandbox_port_usage(FILE *out);
+/* skiff sandbox net show|set|log (net.c) */
+int cmd_sandbox_net(int argc, char **argv, struct sk_cli *g);
+void cmd_sandbox_net_usage(FILE *out);
 
 /* skiff token create|ls|revoke */
 int cmd_token(int argc, char **argv, struct sk_cli *g);

@@ -38,7 +38,14 @@ static void usage_create(FILE *out)
                  "  --workdir DIR        working directory of its processes\n"
                  "  --tag K=V            a tag (repeatable); find sandboxes with ls --tag\n"
                  "  --port PORT          expose an http port once it runs (repeatable; a token is\n"
-                 "                       needed: see `skiff sandbox port`)\n" SK_CLI_COMMON_HELP);
+                 "                       needed: see `skiff sandbox port`)\n"
+                 "  --egress             a network (default: none, loopback only); with no --allow\n"
+                 "                       or --allow-domain: every public address\n"
+                 "  --allow CIDR         egress only to these networks (repeatable)\n"
+                 "  --allow-domain NAME  egress to names it may resolve (repeatable; *.example.com)\n"
+                 "  --deny CIDR          never these networks (repeatable)\n"
+                 "  --network-group NAME reach the sandboxes of this group by name\n"
+                 "                       (see `skiff sandbox net`)\n" SK_CLI_COMMON_HELP);
 }
 
 static void usage_ls(FILE *out)
@@ -179,7 +186,12 @@ static int sb_create(int argc, char **argv, struct sk_cli *g)
         O_ENV,
         O_WORKDIR,
         O_TAG,
-        O_PORT
+        O_PORT,
+        O_EGRESS,
+        O_ALLOW,
+        O_ALLOW_DOMAIN,
+        O_DENY,
+        O_GROUP
     };
     static const struct option longopts[] = {
         {"name", required_argument, NULL, O_NAME},
@@ -194,12 +206,18 @@ static int sb_create(int argc, char **argv, struct sk_cli *g)
         {"workdir", required_argument, NULL, O_WORKDIR},
         {"tag", required_argument, NULL, O_TAG},
         {"port", required_argument, NULL, O_PORT},
+        {"egress", no_argument, NULL, O_EGRESS},
+        {"allow", required_argument, NULL, O_ALLOW},
+        {"allow-domain", required_argument, NULL, O_ALLOW_DOMAIN},
+        {"deny", required_argument, NULL, O_DENY},
+        {"network-group", required_argument, NULL, O_GROUP},
         SK_CLI_COMMON_OPTIONS,
         {NULL, 0, NULL, 0},
     };
     int dd = sk_cli_dashdash(argc, argv);
     json_t *body = json_object(), *env = json_object(), *tags = json_object();
     json_t *ports = json_array();
+    json_t *network = json_object(); /* docs/networking.md */
     int rc = -1, c;
     sk_cli_reset_getopt();
     while (rc < 0 && (c = getopt_long(dd, argv, ":h", longopts, NULL)) != -1) {
@@ -254,6 +272,18 @@ static int sb_create(int argc, char **argv, struct sk_cli *g)
             else
                 json_array_append_new(ports, json_integer(n));
             break;
+        case O_EGRESS: json_object_set_new(network, "mode", json_string("egress")); break;
+        case O_ALLOW:
+        case O_ALLOW_DOMAIN:
+        case O_DENY: {
+            const char *key = c == O_ALLOW ? "allow_cidrs" : c == O_DENY ? "deny_cidrs" : "allow_domains";
+            if (json_object_get(network, key) == NULL)
+                json_object_set_new(network, key, json_array());
+            json_array_append_new(json_object_get(network, key), json_string(optarg));
+            json_object_set_new(network, "mode", json_string("egress"));
+            break;
+        }
+        case O_GROUP: json_object_set_new(body, "network_group", json_string(optarg)); break;
         case 'h':
             usage_create(stdout);
             rc = 0;
@@ -270,6 +300,9 @@ static int sb_create(int argc, char **argv, struct sk_cli *g)
     if (json_array_size(ports) > 0)
         json_object_set(body, "ports", ports);
     json_decref(ports);
+    if (json_object_size(network) > 0)
+        json_object_set(body, "network", network);
+    json_decref(network);
     if (rc >= 0) {
         json_decref(body);
         json_decref(env);
@@ -731,6 +764,7 @@ static const struct sk_cli_subcommand subcommands[] = {
     {"wait", NULL, "wait until a sandbox ends and print why", sb_wait, usage_wait},
     {"tag", NULL, "replace a sandbox's tags", sb_tag, usage_tag},
     {"port", NULL, "exposed ports: expose, unexpose, ls, token", cmd_sandbox_port, cmd_sandbox_port_usage},
+    {"net", NULL, "its network: show, set (change it live), log", cmd_sandbox_net, cmd_sandbox_net_usage},
 };
 
 #define ABOUT "Sandboxes on a skiffd server (start one with `skiff serve` or `make run`)."

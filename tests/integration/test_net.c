@@ -843,3 +843,101 @@ TEST_TIMEOUT(start_sweeps_leftovers_of_a_crash, 120)
     skiffd_finish(&s);
     lab_finish(&l);
 }
+
+/* skiff_cli - run build/skiff against s with args; its stdout (heap) and
+ * exit code. */
+static char *skiff_cli(const struct skiffd *s, const char *const *args, int *code)
+{
+    char bin[PATH_MAX], url[64], tok[160];
+    snprintf(bin, sizeof(bin), "%s/skiff", sk_test_bin_dir());
+    snprintf(url, sizeof(url), "SKIFF_URL=http://127.0.0.1:%d", s->port);
+    snprintf(tok, sizeof(tok), "SKIFF_TOKEN=%s", s->token);
+    const char *argv[32] = {bin};
+    size_t n = 1;
+    for (size_t i = 0; args[i] != NULL && n < 31; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    const char *env[] = {url, tok, "SKIFF_CONFIG=/nonexistent", NULL};
+    struct sk_test_output o;
+    if (sk_test_run(argv, NULL, env, 30, &o) < 0)
+        FAIL("run skiff");
+    *code = o.exit_code;
+    char *out = xasprintf("%s%s", o.out ? o.out : "", o.err ? o.err : "");
+    sk_test_output_free(&o);
+    return out;
+}
+
+TEST_TIMEOUT(cli_sandbox_net_commands, 120)
+{
+    struct lab l;
+    lab_start(&l);
+    struct skiffd s;
+    start_skiffd(&s, NULL);
+    int code = 0;
+    const char *create[] = {"sandbox", "create", "--allow", "198.18.1.0/24", "--allow-domain", "other.test", NULL};
+    char *out = skiff_cli(&s, create, &code);
+    ASSERT_EQ_INT(code, 0);
+    char id[24];
+    snprintf(id, sizeof(id), "%.19s", out);
+    free(out);
+    ASSERT_TRUE(strncmp(id, "sb-", 3) == 0);
+    size_t len = 0;
+    _cleanup_free_ char *probe_py = helper_text("netprobe.py", &len);
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/sandboxes/%s/files?path=/tmp/netprobe.py", id);
+    struct resp r;
+    request_body(&s, "PUT", path, s.token, probe_py, len, &r);
+    resp_free(&r);
+    EXPECT_PROBE(&s, id, "hello from 198.18.1.10", "get", "http://198.18.1.10/");
+    EXPECT_PROBE(&s, id, "hello from 198.18.2.10", "get", "http://other.test/");
+    EXPECT_PROBE(&s, id, "ERR", "resolve", "nope.evil.test");
+
+    const char *show[] = {"sandbox", "net", "show", id, NULL};
+    out = skiff_cli(&s, show, &code);
+    ASSERT_EQ_INT(code, 0);
+    ASSERT_CONTAINS(out, "mode             egress");
+    ASSERT_CONTAINS(out, "198.18.1.0/24");
+    ASSERT_CONTAINS(out, "other.test");
+    ASSERT_CONTAINS(out, "DNS A nope.evil.test refused");
+    free(out);
+    /* live change: off, then open */
+    const char *set_none[] = {"sandbox", "net", "set", id, "--none", NULL};
+    out = skiff_cli(&s, set_none, &code);
+    ASSERT_EQ_INT(code, 0);
+    ASSERT_CONTAINS(out, "loopback only");
+    free(out);
+    EXPECT_PROBE(&s, id, "ERR", "get", "http://198.18.1.10/");
+    const char *set_open[] = {"sandbox", "net", "set", id, "--egress", "--open", "--max-connections", "10", NULL};
+    out = skiff_cli(&s, set_open, &code);
+    ASSERT_EQ_INT(code, 0);
+    ASSERT_CONTAINS(out, "every public address");
+    ASSERT_CONTAINS(out, "max connections  10");
+    free(out);
+    EXPECT_PROBE(&s, id, "hello from 198.18.2.10", "get", "http://198.18.2.10/");
+    const char *log[] = {"sandbox", "net", "log", id, NULL};
+    out = skiff_cli(&s, log, &code);
+    ASSERT_EQ_INT(code, 0);
+    ASSERT_CONTAINS(out, "TIME");
+    ASSERT_CONTAINS(out, "nope.evil.test");
+    free(out);
+    /* bad input: usage errors and the API's */
+    const char *bad1[] = {"sandbox", "net", "set", id, NULL};
+    out = skiff_cli(&s, bad1, &code);
+    ASSERT_EQ_INT(code, 2);
+    free(out);
+    const char *bad2[] = {"sandbox", "net", "set", id, "--open", "--allow", "1.2.3.4", NULL};
+    out = skiff_cli(&s, bad2, &code);
+    ASSERT_EQ_INT(code, 2);
+    free(out);
+    const char *bad3[] = {"sandbox", "net", "set", id, "--allow", "1.2.3.4/99", NULL};
+    out = skiff_cli(&s, bad3, &code);
+    ASSERT_EQ_INT(code, 1);
+    ASSERT_CONTAINS(out, "invalid_argument");
+    free(out);
+    const char *bad4[] = {"sandbox", "net", "show", "sb-0000000000000000", NULL};
+    out = skiff_cli(&s, bad4, &code);
+    ASSERT_EQ_INT(code, 3);
+    free(out);
+    skiffd_finish(&s);
+    lab_finish(&l);
+}
