@@ -66,6 +66,7 @@ struct sk_netd {
     struct sk_loop_timer tick;
     struct sk_metric *denials; /* skiff_net_denials_total{kind} */
     struct sk_metric *queries; /* skiff_net_dns_queries_total{result} */
+    struct sk_metric *setup;   /* skiff_net_setup_duration_seconds */
 };
 
 /* ---- answering ----------------------------------------------------------------------- */
@@ -491,12 +492,19 @@ void sk_netd_start(void *arg)
     sk_log_info("DNS forwarder listening on '%s:53' (UDP and TCP)", rs);
 }
 
+static void on_setup(void *ctx, double seconds)
+{
+    struct sk_netd *nd = ctx;
+    sk_metric_observe(nd->setup, NULL, seconds);
+}
+
 int sk_netd_new(struct sk_daemon *d, const struct sk_net_config *cfg, struct sk_netd **out, struct sk_error *err)
 {
     *out = NULL;
     struct sk_netd *nd = xcalloc(1, sizeof(*nd));
     struct sk_net_config c = *cfg;
     c.on_active = sk_netd_start;
+    c.on_setup = on_setup;
     c.ctx = nd;
     int r = sk_net_new(&c, &nd->net, err);
     if (r < 0) {
@@ -514,6 +522,10 @@ int sk_netd_new(struct sk_daemon *d, const struct sk_net_config *cfg, struct sk_
     sk_metric_touch(nd->denials, "dns");
     nd->queries = sk_metrics_counter(d->metrics, "skiff_net_dns_queries_total",
                                      "DNS queries from sandboxes, by what the forwarder did with them.", "result");
+    static const double setup_buckets[] = {0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.5};
+    nd->setup = sk_metrics_histogram(d->metrics, "skiff_net_setup_duration_seconds",
+                                     "Time to give one sandbox its network (veths, addresses, routes, rules).", NULL,
+                                     setup_buckets, SK_ARRAY_SIZE(setup_buckets));
     static const char *const results[] = {"forwarded", "refused", "group", "failed", "dropped", "malformed"};
     for (size_t i = 0; i < SK_ARRAY_SIZE(results); i++)
         sk_metric_touch(nd->queries, results[i]);

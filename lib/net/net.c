@@ -119,6 +119,7 @@ struct sk_net {
     size_t n_upstreams;
     uint16_t nflog_group;
     void (*on_active)(void *ctx);
+    void (*on_setup)(void *ctx, double seconds);
     void *ctx;
 
     int home_fd; /* this thread's network namespace */
@@ -369,6 +370,7 @@ int sk_net_new(const struct sk_net_config *cfg, struct sk_net **out, struct sk_e
         h = (h ^ (uint8_t)*c) * 1099511628211ULL;
     snprintf(n->owner, sizeof(n->owner), "owner-%016llx", (unsigned long long)h);
     n->on_active = cfg->on_active;
+    n->on_setup = cfg->on_setup;
     n->ctx = cfg->ctx;
     n->by_slot = xcalloc(n->n_slots, sizeof(*n->by_slot));
     n->group_by_index = xcalloc(n->n_groups, sizeof(*n->group_by_index));
@@ -1284,6 +1286,7 @@ static int setup(struct sk_net *n, struct net_sb *s, pid_t pid, struct sk_agent 
     const struct sk_net_policy *p = &s->policy;
     if (!p->egress && p->group == NULL)
         return 0;
+    int64_t t0 = sk_now_ns();
     int r = activate(n, err);
     if (r < 0)
         return r;
@@ -1301,6 +1304,8 @@ static int setup(struct sk_net *n, struct net_sb *s, pid_t pid, struct sk_agent 
         egress_off(n, s, false);
         return r;
     }
+    if (n->on_setup != NULL)
+        n->on_setup(n->ctx, (double)(sk_now_ns() - t0) / 1e9);
     return 0;
 }
 
@@ -1371,6 +1376,7 @@ int sk_net_update(struct sk_net *n, const char *id, pid_t pid, struct sk_agent *
     sk_net_policy_copy(&old, &s->policy);
     sk_net_policy_copy(&s->policy, p);
     if (p->egress && !was) {
+        int64_t t0 = sk_now_ns();
         if ((r = activate(n, err)) == 0) {
             _cleanup_close_ int nsfd = -1;
             if ((r = open_netns(pid, &nsfd, err)) == 0)
@@ -1380,6 +1386,8 @@ int sk_net_update(struct sk_net *n, const char *id, pid_t pid, struct sk_agent *
             r = write_resolv(n, agent, true, err);
         if (r < 0)
             egress_off(n, s, false);
+        else if (n->on_setup != NULL)
+            n->on_setup(n->ctx, (double)(sk_now_ns() - t0) / 1e9);
     } else if (!p->egress && was) {
         egress_off(n, s, false);
         if (s->group == NULL)

@@ -73,6 +73,9 @@ struct sk_net_config {
      * address exists): the owner starts the DNS forwarder's sockets and
      * watches sk_net_nflog_fd. */
     void (*on_active)(void *ctx);
+    /* Called after each sandbox's network was set up (attach, re-attach, or
+     * a change that adds egress) with the seconds it took (metrics). */
+    void (*on_setup)(void *ctx, double seconds);
     void *ctx;
 };
 
