@@ -486,75 +486,34 @@ static int count_strv(const char *const *v, uint32_t *count, const char *what, s
 int sk_agent_spawn(struct sk_agent *a, const struct sk_agent_spawn *s, struct sk_agent_proc *out, struct sk_error *err)
 {
     *out = (struct sk_agent_proc){.stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1, .pty_fd = -1};
-    if (s->argv == NULL || s->argv[0] == NULL || s->argv[0][0] == '\0')
-        return sk_error_setv(err, EINVAL, "spawn: argv[0] is missing");
-    if (s->timeout_ms < 0)
-        return sk_error_setv(err, EINVAL, "spawn: negative timeout");
-    if (s->output_to_fds && (s->pty || s->stdout_fd < 0 || s->stderr_fd < 0))
-        return sk_error_setv(err, EINVAL, "spawn: output fds need two fds and no pty");
-    struct sk_proto_msg req = {.type = SK_PROTO_SPAWN}, reply;
-    int r = count_strv(s->argv, &req.u.spawn.argv.count, "argv", err);
+    uint32_t ticket = 0;
+    int r = sk_agent_spawn_start(a, s, &ticket, err);
     if (r < 0)
         return r;
-    r = count_strv(s->envp, &req.u.spawn.envp.count, "envp", err);
-    if (r < 0)
-        return r;
-    static const char *const empty[] = {NULL};
-    req.u.spawn.argv.vec = s->argv;
-    req.u.spawn.envp.vec = s->envp ? s->envp : empty;
-    req.u.spawn.cwd = sk_proto_str_c(s->cwd);
-    if (req.u.spawn.cwd.len > SK_PROTO_PATH_MAX)
-        return sk_error_setv(err, ENAMETOOLONG, "spawn: cwd is longer than %d bytes", SK_PROTO_PATH_MAX);
-    req.u.spawn.flags = (s->pty ? SK_PROTO_SPAWN_PTY : 0) | (s->want_stdin ? SK_PROTO_SPAWN_STDIN : 0) |
-                        (s->output_to_fds ? SK_PROTO_SPAWN_OUTPUT_FDS : 0);
-    req.u.spawn.rows = s->rows;
-    req.u.spawn.cols = s->cols;
-    req.u.spawn.timeout_ms = s->timeout_ms;
-    uint32_t want = s->pty ? SK_PROTO_FD_PTY
-                           : (s->output_to_fds ? 0 : SK_PROTO_FD_STDOUT | SK_PROTO_FD_STDERR) |
-                                 (s->want_stdin ? SK_PROTO_FD_STDIN : 0);
-    size_t nwant = (size_t)__builtin_popcount(want);
-    int out_fds[2] = {s->stdout_fd, s->stderr_fd};
-
-    int fds[SK_PROTO_MAX_FDS] = {-1, -1, -1, -1};
-    r = call_with_fds(a, &req, out_fds, s->output_to_fds ? 2 : 0, a->timeout_ms, SK_PROTO_SPAWN_OK, &reply, fds, nwant,
-                      err);
-    if (r < 0) {
-        if (err && err->code == EMSGSIZE)
-            return sk_error_setv(err, E2BIG, "spawn '%s': argv and envp exceed one message (%d bytes)", s->argv[0],
-                                 SK_PROTO_PAYLOAD_MAX);
-        return r;
-    }
-    uint32_t id = reply.u.spawn_ok.proc_id, pid = reply.u.spawn_ok.pid;
-    bool ok = reply.u.spawn_ok.fds == want && pid > 0 && pid <= INT_MAX;
-    size_t i = 0;
-    if (ok && s->pty) {
-        ok = check_fd(fds[0], S_IFCHR, 1u << O_RDWR);
-    } else if (ok) {
-        if (s->want_stdin)
-            ok = check_fd(fds[i++], S_IFIFO, 1u << O_WRONLY);
-        if (!s->output_to_fds)
-            ok = ok && check_fd(fds[i], S_IFIFO, 1u << O_RDONLY) && check_fd(fds[i + 1], S_IFIFO, 1u << O_RDONLY);
-    }
-    if (!ok) {
-        close_fds(fds, nwant);
-        sk_agent_signal(a, id, SIGKILL, NULL);
-        return sk_error_setv(err, EPROTO, "spawn '%s': skiff-init passed the wrong file descriptors", s->argv[0]);
-    }
-    out->id = id;
-    out->pid = (pid_t)pid;
-    if (s->pty) {
-        out->pty_fd = fds[0];
-    } else {
-        i = 0;
-        if (s->want_stdin)
-            out->stdin_fd = fds[i++];
-        if (!s->output_to_fds) {
-            out->stdout_fd = fds[i];
-            out->stderr_fd = fds[i + 1];
+    int64_t deadline = deadline_in(a->timeout_ms);
+    for (;;) {
+        r = sk_agent_spawn_finish(a, ticket, out, err);
+        if (r != 0)
+            return r < 0 ? r : 0;
+        struct sk_proto_msg m;
+        int fds[SK_PROTO_MAX_FDS];
+        size_t nfds = 0;
+        r = agent_recv(a, deadline, &m, fds, &nfds, err);
+        if (r <= 0) {
+            sk_agent_spawn_abandon(a, ticket);
+            return r == 0 ? sk_error_setv(err, ETIMEDOUT, "skiff-init did not answer in time") : r;
         }
+        /* An ERROR that names no request: skiff-init could not read ours,
+         * or refuses this connection (EBUSY: another owner is connected). */
+        if (m.type == SK_PROTO_ERROR && m.id == 0) {
+            close_fds(fds, nfds);
+            sk_agent_spawn_abandon(a, ticket);
+            return error_from_reply(&m, err);
+        }
+        /* events to their queues, answers (ours too) kept by ticket */
+        if (queue_any_event(a, &m) || !stash_reply(a, &m, fds, nfds))
+            close_fds(fds, nfds);
     }
-    return 0;
 }
 
 /* ---- asynchronous spawn ---- */
