@@ -1,26 +1,11 @@
-/* net.c - sandbox networking on this host (see net.h).
+/* net.c - sandbox networking on this host (see net.h): the sandboxes'
+ * links, addresses, routes and groups, their state, the sweep, and the DNS
+ * forwarder's and the denial log's side of it. The nftables rules and
+ * elements are rules.c's (its header comment has the layout).
  *
- * Layout of the kernel state (table T = cfg.table):
- *
- *   inet T  forward (hook)   iifname vmap @sb_out     sandbox -> anywhere
- *                            oifname vmap @sb_in      anywhere -> sandbox
- *                            group bridges: only within the same bridge
- *           input (hook)     iifname vmap @sb_host    sandbox -> this host
- *                            group bridges -> grp_host (DNS only)
- *           postrouting      masquerade the sandbox ranges (NAT)
- *           sb-<hex>-out/-in/-host/-deny   one sandbox's policy
- *           dns4, dns6       "veth . address" the forwarder answered, with
- *                            timeouts; special4/6 the ranges reachable only
- *                            when explicitly allowed, plus skiff's own
- *   bridge T  prerouting     a group port may only send from its address
- *
- * Each sandbox's chains are written in one transaction, before its links
- * exist (so it never has a moment without policy) and rewritten in one on a
- * change. Accepted connections carry the sandbox's policy generation in
- * their conntrack mark; packets of connections accepted under the current
- * generation pass at once, every other packet runs through the policy, so
- * a change re-checks every open connection at its next packet and cuts
- * (TCP reset, ICMP) those it no longer allows.
+ * A sandbox's elements are written in one transaction before its links
+ * exist (so it never has a moment without policy) and replaced in one on a
+ * change.
  *
  * Addresses: slot s of cidr4 is the /30 base+4s (gateway .1, sandbox .2),
  * slot 0 holds the resolver (base+1, on lo); of cidr6 the /64 numbered s
@@ -47,92 +32,17 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "net/net_int.h"
 #include "net/nft.h"
 #include "net/rtnl.h"
 #include "runtime/agent.h"
 
-#define MAX_SLOTS 65536u
-#define MAX_GROUPS 4096u
-#define GROUP_MEMBERS 253 /* .2 to .254 of a /24 */
-#define DENY_LOG_RATE "100/second burst 100 packets"
-#define NFLOG_SNAPLEN 96
 #define RESOLV_EGRESS_FMT "# skiff: the sandbox's DNS forwarder (skiffd)\nnameserver %s\noptions timeout:2 attempts:2\n"
 #define RESOLV_NONE "# skiff: network mode 'none' has no resolver\n"
-
-struct learned {
-    char *name; /* NULL when unknown (found in the set after a restart) */
-    int family;
-    uint8_t addr[16];
-    int64_t expires_ns;
-};
-
-struct log_entry {
-    int64_t time_ms;
-    bool dns;
-    int family;
-    uint8_t addr[16];
-    uint8_t proto;
-    uint16_t port;
-    char *name; /* dns: the name asked; heap */
-    char type[16];
-};
-
-struct net_group;
-
-struct net_sb {
-    struct net_sb *next;
-    char id[24];
-    char hex[17]; /* the id's 16 hex digits */
-    char *name;
-    struct sk_net_policy policy;
-    uint32_t slot; /* egress address slot, 0: none */
-    uint32_t gen;  /* policy generation, the conntrack mark of what it accepted */
-    char ifname[16];
-    struct net_group *group;
-    uint32_t member; /* host part in the group's /24 */
-    char gifname[16];
-    struct learned *learned;
-    size_t n_learned;
-    uint64_t denied_connections, dns_refused;
-    struct log_entry *log; /* ring of SK_NET_LOG_MAX, allocated on the first entry */
-    size_t log_next, log_n;
-};
-
-struct net_group {
-    struct net_group *next;
-    char *name;
-    uint32_t index;
-    char brname[16];
-    int br_ifindex;
-    struct net_sb *members[GROUP_MEMBERS + 2];
-    size_t n_members;
-};
-
-struct sk_net {
-    char table[33];
-    char owner[24]; /* "owner-<16 hex of the instance>": the mark of our tables */
-    struct sk_net_cidr cidr4, cidr6, group4;
-    bool v6;
-    uint32_t n_slots, n_groups;
-    uint32_t next_slot; /* where the search for a free slot starts */
-    struct sockaddr_storage upstreams[SK_NET_UPSTREAMS_MAX];
-    size_t n_upstreams;
-    uint16_t nflog_group;
-    void (*on_active)(void *ctx);
-    void (*on_setup)(void *ctx, double seconds);
-    void *ctx;
-
-    int home_fd; /* this thread's network namespace */
-    bool active;
-    struct sk_rtnl *rtnl;
-    struct sk_nft *nft;
-    struct mnl_socket *nflog;
-    struct net_sb *sandboxes;
-    struct net_sb **by_slot; /* n_slots */
-    struct net_group *groups;
-    struct net_group **group_by_index; /* n_groups */
-    struct sk_net_stats stats;
-};
+#define MAX_SLOTS SK__NET_MAX_SLOTS
+#define MAX_GROUPS SK__NET_MAX_GROUPS
+#define GROUP_MEMBERS SK__NET_GROUP_MEMBERS
+#define NFLOG_SNAPLEN SK__NET_NFLOG_SNAPLEN
 
 /* ---- small helpers -------------------------------------------------------------------- */
 
@@ -141,61 +51,6 @@ static int64_t wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void fmt_addr(int family, const uint8_t *a, char *buf, size_t size)
-{
-    if (inet_ntop(family, a, buf, (socklen_t)size) == NULL)
-        snprintf(buf, size, "?");
-}
-
-static void addr4(const struct sk_net_cidr *base, uint32_t offset, uint8_t out[4])
-{
-    uint32_t v =
-        ((uint32_t)base->addr[0] << 24 | (uint32_t)base->addr[1] << 16 | (uint32_t)base->addr[2] << 8 | base->addr[3]) +
-        offset;
-    out[0] = (uint8_t)(v >> 24);
-    out[1] = (uint8_t)(v >> 16);
-    out[2] = (uint8_t)(v >> 8);
-    out[3] = (uint8_t)v;
-}
-
-static uint32_t offset4(const struct sk_net_cidr *base, const uint8_t a[4])
-{
-    uint32_t b =
-        (uint32_t)base->addr[0] << 24 | (uint32_t)base->addr[1] << 16 | (uint32_t)base->addr[2] << 8 | base->addr[3];
-    uint32_t v = (uint32_t)a[0] << 24 | (uint32_t)a[1] << 16 | (uint32_t)a[2] << 8 | a[3];
-    return v - b;
-}
-
-static void slot_v4(const struct sk_net *n, uint32_t slot, uint32_t host, uint8_t out[4])
-{
-    addr4(&n->cidr4, slot * 4 + host, out);
-}
-
-static void slot_v6(const struct sk_net *n, uint32_t slot, uint8_t host, uint8_t out[16])
-{
-    memcpy(out, n->cidr6.addr, 16);
-    uint64_t hi = 0;
-    for (int i = 0; i < 8; i++)
-        hi = hi << 8 | out[i];
-    hi += slot; /* the /64 number: bits prefix..63, free in a prefix <= /64 */
-    for (int i = 7; i >= 0; i--) {
-        out[i] = (uint8_t)hi;
-        hi >>= 8;
-    }
-    memset(out + 8, 0, 8);
-    out[15] = host;
-}
-
-static void group_v4(const struct sk_net *n, uint32_t index, uint32_t host, uint8_t out[4])
-{
-    addr4(&n->group4, index * 256 + host, out);
-}
-
-static void resolver4(const struct sk_net *n, uint8_t out[4])
-{
-    addr4(&n->cidr4, 1, out);
 }
 
 static int write_sysctl(const char *path, const char *value, struct sk_error *err)
@@ -433,7 +288,7 @@ void sk_net_resolver(const struct sk_net *n, struct sockaddr_in *out)
     memset(out, 0, sizeof(*out));
     out->sin_family = AF_INET;
     out->sin_port = htons(53);
-    resolver4(n, (uint8_t *)&out->sin_addr);
+    sk__net_resolver4(n, (uint8_t *)&out->sin_addr);
 }
 
 const struct sockaddr_storage *sk_net_upstreams(const struct sk_net *n, size_t *count)
@@ -443,101 +298,6 @@ const struct sockaddr_storage *sk_net_upstreams(const struct sk_net *n, size_t *
 }
 
 /* ---- the host side ---------------------------------------------------------------------- */
-
-static void emit_cidr(struct sk_nft_buf *b, const struct sk_net_cidr *c, bool *first)
-{
-    char s[SK_NET_CIDR_STR_MAX];
-    sk_net_cidr_format(c, s, sizeof(s));
-    sk_nft_buf_add(b, "%s%s", *first ? "" : ", ", s);
-    *first = false;
-}
-
-/* emit_base - the tables, sets, maps and hooked chains; idempotent (the
- * hooked chains' rules and the special ranges are rewritten, the maps and
- * per-sandbox chains are left alone). */
-static void emit_base(struct sk_net *n, struct sk_nft_buf *b)
-{
-    const char *T = n->table;
-    char res[INET_ADDRSTRLEN], c4[SK_NET_CIDR_STR_MAX], c6[SK_NET_CIDR_STR_MAX];
-    uint8_t r4[4];
-    resolver4(n, r4);
-    fmt_addr(AF_INET, r4, res, sizeof(res));
-    sk_net_cidr_format(&n->cidr4, c4, sizeof(c4));
-    if (n->v6)
-        sk_net_cidr_format(&n->cidr6, c6, sizeof(c6));
-    sk_nft_buf_add(b, "add table inet %s\n", T);
-    sk_nft_buf_add(b, "add chain inet %s %s\n", T, n->owner);
-    sk_nft_buf_add(b, "add set inet %s dns4 { type ifname . ipv4_addr; flags timeout; size 262144; }\n", T);
-    sk_nft_buf_add(b, "add set inet %s dns6 { type ifname . ipv6_addr; flags timeout; size 262144; }\n", T);
-    for (int fam = 4; fam <= 6; fam += 2) {
-        sk_nft_buf_add(b, "add set inet %s special%d { type ipv%d_addr; flags interval; auto-merge; }\n", T, fam, fam);
-        sk_nft_buf_add(b, "flush set inet %s special%d\n", T, fam);
-        sk_nft_buf_add(b, "add element inet %s special%d { ", T, fam);
-        bool first = true;
-        for (size_t i = 0; i < sk_net_special_ranges_len; i++)
-            if (sk_net_special_ranges[i].family == (fam == 4 ? AF_INET : AF_INET6))
-                emit_cidr(b, &sk_net_special_ranges[i], &first);
-        sk_nft_buf_add(b, " }\n");
-    }
-    /* skiff's own ranges: other sandboxes and groups, never reachable */
-    sk_nft_buf_add(b, "add set inet %s own4 { type ipv4_addr; flags interval; auto-merge; }\n", T);
-    sk_nft_buf_add(b, "flush set inet %s own4\n", T);
-    char g4[SK_NET_CIDR_STR_MAX];
-    sk_net_cidr_format(&n->group4, g4, sizeof(g4));
-    sk_nft_buf_add(b, "add element inet %s own4 { %s, %s }\n", T, c4, g4);
-    sk_nft_buf_add(b, "add set inet %s own6 { type ipv6_addr; flags interval; auto-merge; }\n", T);
-    sk_nft_buf_add(b, "flush set inet %s own6\n", T);
-    if (n->v6)
-        sk_nft_buf_add(b, "add element inet %s own6 { %s }\n", T, c6);
-    static const char *const maps[] = {"sb_out", "sb_in", "sb_host"};
-    for (size_t i = 0; i < SK_ARRAY_SIZE(maps); i++)
-        sk_nft_buf_add(b, "add map inet %s %s { type ifname : verdict; }\n", T, maps[i]);
-    sk_nft_buf_add(b, "add set inet %s grp_brs { type ifname; }\n", T);
-    sk_nft_buf_add(b, "add set inet %s grp_same { type ifname . ifname; }\n", T);
-
-    sk_nft_buf_add(b, "add chain inet %s deny_in\nflush chain inet %s deny_in\n", T, T);
-    sk_nft_buf_add(b, "add rule inet %s deny_in meta l4proto tcp reject with tcp reset\n", T);
-    sk_nft_buf_add(b, "add rule inet %s deny_in drop\n", T);
-    sk_nft_buf_add(b, "add chain inet %s grp_host\nflush chain inet %s grp_host\n", T, T);
-    sk_nft_buf_add(b, "add rule inet %s grp_host ip daddr %s meta l4proto { tcp, udp } th dport 53 accept\n", T, res);
-    sk_nft_buf_add(b, "add rule inet %s grp_host drop\n", T);
-
-    sk_nft_buf_add(b, "add chain inet %s forward { type filter hook forward priority filter; policy accept; }\n", T);
-    sk_nft_buf_add(b, "flush chain inet %s forward\n", T);
-    sk_nft_buf_add(b, "add rule inet %s forward iifname vmap @sb_out\n", T);
-    sk_nft_buf_add(b, "add rule inet %s forward oifname vmap @sb_in\n", T);
-    /* With br_netfilter, traffic bridged inside a group passes here with
-     * the bridge as both interfaces; anything routed in or out of a group's
-     * bridge does not pass. */
-    sk_nft_buf_add(b, "add rule inet %s forward iifname . oifname @grp_same accept\n", T);
-    sk_nft_buf_add(b, "add rule inet %s forward iifname @grp_brs drop\n", T);
-    sk_nft_buf_add(b, "add rule inet %s forward oifname @grp_brs drop\n", T);
-
-    sk_nft_buf_add(b, "add chain inet %s input { type filter hook input priority filter; policy accept; }\n", T);
-    sk_nft_buf_add(b, "flush chain inet %s input\n", T);
-    sk_nft_buf_add(b, "add rule inet %s input iifname vmap @sb_host\n", T);
-    sk_nft_buf_add(b, "add rule inet %s input iifname @grp_brs jump grp_host\n", T);
-
-    sk_nft_buf_add(b, "add chain inet %s postrouting { type nat hook postrouting priority srcnat; policy accept; }\n",
-                   T);
-    sk_nft_buf_add(b, "flush chain inet %s postrouting\n", T);
-    sk_nft_buf_add(b, "add rule inet %s postrouting ip saddr %s masquerade\n", T, c4);
-    if (n->v6)
-        sk_nft_buf_add(b, "add rule inet %s postrouting ip6 saddr %s masquerade\n", T, c6);
-
-    /* A group's port may only send from its own address (so the forwarder,
-     * which tells sandboxes apart by source address, cannot be fooled), and
-     * only IPv4 and ARP. */
-    sk_nft_buf_add(b, "add table bridge %s\n", T);
-    sk_nft_buf_add(b, "add set bridge %s ports { type ifname; }\n", T);
-    sk_nft_buf_add(b, "add set bridge %s src4 { type ifname . ipv4_addr; }\n", T);
-    sk_nft_buf_add(b, "add chain bridge %s pre { type filter hook prerouting priority filter; policy accept; }\n", T);
-    sk_nft_buf_add(b, "flush chain bridge %s pre\n", T);
-    sk_nft_buf_add(b, "add rule bridge %s pre iifname != @ports accept\n", T);
-    sk_nft_buf_add(b, "add rule bridge %s pre ether type ip iifname . ip saddr @src4 accept\n", T);
-    sk_nft_buf_add(b, "add rule bridge %s pre ether type arp iifname . arp saddr ip @src4 accept\n", T);
-    sk_nft_buf_add(b, "add rule bridge %s pre drop\n", T);
-}
 
 static int nflog_open(struct sk_net *n, struct sk_error *err)
 {
@@ -636,7 +396,7 @@ static int activate(struct sk_net *n, struct sk_error *err)
                              "each its own --nft-table and --net-cidr)",
                              n->table);
     struct sk_nft_buf b = {0};
-    emit_base(n, &b);
+    sk__net_emit_base(n, &b);
     r = sk_nft_run(n->nft, sk_nft_buf_str(&b), err);
     sk_nft_buf_release(&b);
     if (r < 0)
@@ -648,7 +408,7 @@ static int activate(struct sk_net *n, struct sk_error *err)
         return sk_error_prefix(err, "enable forwarding");
     int lo = 0;
     uint8_t res[4];
-    resolver4(n, res);
+    sk__net_resolver4(n, res);
     /* (lo is down only in a fresh namespace - a test's, a container's) */
     if ((r = sk_rtnl_link_index(n->rtnl, "lo", &lo, err)) < 0 || (r = sk_rtnl_link_up(n->rtnl, lo, err)) < 0 ||
         (r = sk_rtnl_addr_add(n->rtnl, lo, AF_INET, res, 32, err)) < 0)
@@ -673,159 +433,6 @@ static int activate(struct sk_net *n, struct sk_error *err)
 
 /* ---- one sandbox's chains -------------------------------------------------------------------- */
 
-/* emit_ladder - the policy checks of one direction: `dir` "daddr" (from the
- * sandbox) or "saddr" (to it); deny verdict `deny`, accept verdict marks the
- * connection with the sandbox's generation. In order: deny_cidrs; skiff's
- * own ranges (other sandboxes, groups: never); allow entries inside special
- * ranges (the explicit exceptions); the special ranges; the other allow
- * entries; DNS to anyone but the forwarder; then open or the DNS answers. */
-static void emit_ladder(struct sk_nft_buf *b, const struct sk_net *n, const struct net_sb *s, const char *chain,
-                        const char *dir, const char *deny, bool out)
-{
-    const char *T = n->table;
-    const struct sk_net_policy *p = &s->policy;
-    static const int families[] = {AF_INET, AF_INET6};
-    char accept[48];
-    snprintf(accept, sizeof(accept), "ct mark set 0x%08x accept", s->gen);
-    for (int pass = 0; pass < 5; pass++) {
-        for (size_t f = 0; f < SK_ARRAY_SIZE(families); f++) {
-            int fam = families[f];
-            const char *ip = fam == AF_INET ? "ip" : "ip6";
-            int v = fam == AF_INET ? 4 : 6;
-            if (pass == 1 || pass == 3) {
-                sk_nft_buf_add(b, "add rule inet %s %s %s %s @%s%d %s\n", T, chain, ip, dir,
-                               pass == 1 ? "own" : "special", v, deny);
-                continue;
-            }
-            const struct sk_net_cidr *list = pass == 0 ? p->deny_cidrs : p->allow_cidrs;
-            size_t len = pass == 0 ? p->n_deny_cidrs : p->n_allow_cidrs;
-            bool first = true;
-            for (size_t i = 0; i < len; i++) {
-                if (list[i].family != fam)
-                    continue;
-                bool special = sk_net_cidr_is_special(&list[i]);
-                if ((pass == 2 && !special) || (pass == 4 && special))
-                    continue;
-                if (first)
-                    sk_nft_buf_add(b, "add rule inet %s %s %s %s { ", T, chain, ip, dir);
-                emit_cidr(b, &list[i], &first);
-            }
-            if (!first)
-                sk_nft_buf_add(b, " } %s\n", pass == 0 ? deny : accept);
-        }
-    }
-    if (out) /* names are resolved by skiffd's forwarder only */
-        sk_nft_buf_add(b, "add rule inet %s %s meta l4proto { tcp, udp } th dport { 53, 853 } %s\n", T, chain, deny);
-    if (sk_net_policy_is_open(p)) {
-        sk_nft_buf_add(b, "add rule inet %s %s %s\n", T, chain, accept);
-        return;
-    }
-    const char *ifkey = out ? "iifname" : "oifname";
-    sk_nft_buf_add(b, "add rule inet %s %s meta %s . ip %s @dns4 %s\n", T, chain, ifkey, dir, accept);
-    sk_nft_buf_add(b, "add rule inet %s %s meta %s . ip6 %s @dns6 %s\n", T, chain, ifkey, dir, accept);
-    sk_nft_buf_add(b, "add rule inet %s %s %s\n", T, chain, deny);
-}
-
-static void emit_bandwidth(struct sk_nft_buf *b, const struct sk_net *n, const char *chain, uint32_t mbps)
-{
-    if (mbps == 0)
-        return;
-    unsigned long long rate = (unsigned long long)mbps * 125000ULL; /* bytes per second */
-    unsigned long long burst = rate / 10 < 65536 ? 65536 : rate / 10;
-    sk_nft_buf_add(b, "add rule inet %s %s limit rate over %llu bytes/second burst %llu bytes drop\n", n->table, chain,
-                   rate, burst);
-}
-
-/* emit_chains - (re)write the sandbox's four chains and point the maps at
- * them. */
-static void emit_chains(struct sk_nft_buf *b, const struct sk_net *n, const struct net_sb *s)
-{
-    const char *T = n->table;
-    const struct sk_net_policy *p = &s->policy;
-    char c_out[40], c_in[40], c_host[40], c_deny[40], deny[48];
-    snprintf(c_out, sizeof(c_out), "sb-%s-out", s->hex);
-    snprintf(c_in, sizeof(c_in), "sb-%s-in", s->hex);
-    snprintf(c_host, sizeof(c_host), "sb-%s-host", s->hex);
-    snprintf(c_deny, sizeof(c_deny), "sb-%s-deny", s->hex);
-    snprintf(deny, sizeof(deny), "goto %s", c_deny);
-    const char *chains[] = {c_out, c_in, c_host, c_deny};
-    for (size_t i = 0; i < SK_ARRAY_SIZE(chains); i++)
-        sk_nft_buf_add(b, "add chain inet %s %s\nflush chain inet %s %s\n", T, chains[i], T, chains[i]);
-
-    uint8_t a4[4], a6[16], r4[4];
-    char sb4[INET_ADDRSTRLEN], sb6[INET6_ADDRSTRLEN], res[INET_ADDRSTRLEN];
-    slot_v4(n, s->slot, 2, a4);
-    fmt_addr(AF_INET, a4, sb4, sizeof(sb4));
-    resolver4(n, r4);
-    fmt_addr(AF_INET, r4, res, sizeof(res));
-    if (n->v6) {
-        slot_v6(n, s->slot, 2, a6);
-        fmt_addr(AF_INET6, a6, sb6, sizeof(sb6));
-    }
-
-    /* deny: logged (rate-limited) with the sandbox's id, then refused */
-    sk_nft_buf_add(b, "add rule inet %s %s limit rate " DENY_LOG_RATE " log group %u snaplen %d prefix \"%s\"\n", T,
-                   c_deny, (unsigned)n->nflog_group, NFLOG_SNAPLEN, s->id);
-    sk_nft_buf_add(b, "add rule inet %s %s meta l4proto tcp reject with tcp reset\n", T, c_deny);
-    sk_nft_buf_add(b, "add rule inet %s %s reject with icmpx admin-prohibited\n", T, c_deny);
-
-    /* out: from the sandbox, forwarded */
-    sk_nft_buf_add(b, "add rule inet %s %s ip saddr != %s drop\n", T, c_out, sb4);
-    if (n->v6)
-        sk_nft_buf_add(b, "add rule inet %s %s ip6 saddr != %s drop\n", T, c_out, sb6);
-    else
-        sk_nft_buf_add(b, "add rule inet %s %s meta nfproto ipv6 drop\n", T, c_out);
-    emit_bandwidth(b, n, c_out, p->bandwidth_mbps);
-    sk_nft_buf_add(b, "add rule inet %s %s ct state established,related ct mark 0x%08x accept\n", T, c_out, s->gen);
-    if (p->max_connections > 0)
-        sk_nft_buf_add(b, "add rule inet %s %s ct state new ct count over %u %s\n", T, c_out, p->max_connections, deny);
-    emit_ladder(b, n, s, c_out, "daddr", deny, true);
-
-    /* in: to the sandbox; only answers to what it started */
-    sk_nft_buf_add(b, "add rule inet %s %s ct state new,invalid,untracked drop\n", T, c_in);
-    emit_bandwidth(b, n, c_in, p->bandwidth_mbps);
-    sk_nft_buf_add(b, "add rule inet %s %s ct mark 0x%08x accept\n", T, c_in, s->gen);
-    sk_nft_buf_add(b, "add rule inet %s %s ct state related meta l4proto { icmp, ipv6-icmp } accept\n", T, c_in);
-    emit_ladder(b, n, s, c_in, "saddr", "goto deny_in", false);
-
-    /* host: to this host itself, DNS to the forwarder and neighbour
-     * discovery only */
-    sk_nft_buf_add(b, "add rule inet %s %s ip saddr %s ip daddr %s meta l4proto { tcp, udp } th dport 53 accept\n", T,
-                   c_host, sb4, res);
-    sk_nft_buf_add(b,
-                   "add rule inet %s %s icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } "
-                   "accept\n",
-                   T, c_host);
-    sk_nft_buf_add(b, "add rule inet %s %s %s\n", T, c_host, deny);
-
-    sk_nft_buf_add(b, "add element inet %s sb_out { \"%s\" : goto %s }\n", T, s->ifname, c_out);
-    sk_nft_buf_add(b, "add element inet %s sb_in { \"%s\" : goto %s }\n", T, s->ifname, c_in);
-    sk_nft_buf_add(b, "add element inet %s sb_host { \"%s\" : goto %s }\n", T, s->ifname, c_host);
-}
-
-/* emit_unchains - remove the chains of the sandbox with these hex digits
- * and interface name; idempotent (each object is added before it is
- * deleted, so a missing one does not fail the transaction). */
-static void emit_unchains(struct sk_nft_buf *b, const struct sk_net *n, const char *hex, const char *ifname)
-{
-    const char *T = n->table;
-    static const char *const suffixes[] = {"out", "in", "host", "deny"};
-    static const char *const maps[] = {"sb_out", "sb_in", "sb_host"};
-    for (size_t i = 0; i < SK_ARRAY_SIZE(suffixes); i++)
-        sk_nft_buf_add(b, "add chain inet %s sb-%s-%s\n", T, hex, suffixes[i]);
-    if (ifname != NULL) {
-        for (size_t i = 0; i < SK_ARRAY_SIZE(maps); i++) {
-            sk_nft_buf_add(b, "add element inet %s %s { \"%s\" : goto sb-%s-%s }\n", T, maps[i], ifname, hex,
-                           suffixes[i]);
-            sk_nft_buf_add(b, "delete element inet %s %s { \"%s\" }\n", T, maps[i], ifname);
-        }
-    }
-    for (size_t i = 0; i < SK_ARRAY_SIZE(suffixes); i++)
-        sk_nft_buf_add(b, "flush chain inet %s sb-%s-%s\n", T, hex, suffixes[i]);
-    for (size_t i = 0; i < SK_ARRAY_SIZE(suffixes); i++)
-        sk_nft_buf_add(b, "delete chain inet %s sb-%s-%s\n", T, hex, suffixes[i]);
-}
-
 /* forget_learned - drop the sandbox's learned addresses for which `keep`
  * says no (all with keep NULL) from the sets and from memory. */
 static void forget_learned(struct sk_net *n, struct net_sb *s,
@@ -840,7 +447,7 @@ static void forget_learned(struct sk_net *n, struct net_sb *s,
             continue;
         }
         char a[INET6_ADDRSTRLEN];
-        fmt_addr(l->family, l->addr, a, sizeof(a));
+        sk__net_fmt_addr(l->family, l->addr, a, sizeof(a));
         int fam = l->family == AF_INET ? 4 : 6;
         /* added (with a short timeout) first: it may have expired already */
         sk_nft_buf_add(&b, "add element inet %s dns%d { \"%s\" . %s timeout 1s }\n", n->table, fam, s->ifname, a);
@@ -884,8 +491,8 @@ static int write_resolv(struct sk_net *n, struct sk_agent *agent, bool has_dns, 
     if (has_dns) {
         uint8_t r4[4];
         char res[INET_ADDRSTRLEN];
-        resolver4(n, r4);
-        fmt_addr(AF_INET, r4, res, sizeof(res));
+        sk__net_resolver4(n, r4);
+        sk__net_fmt_addr(AF_INET, r4, res, sizeof(res));
         snprintf(text, sizeof(text), RESOLV_EGRESS_FMT, res);
     } else {
         snprintf(text, sizeof(text), "%s", RESOLV_NONE);
@@ -906,15 +513,16 @@ static int egress_links(struct sk_net *n, struct net_sb *s, int nsfd, bool exist
     if (r < 0)
         return r;
     uint8_t gw4[4], sb4[4], gw6[16], sb6[16];
-    slot_v4(n, s->slot, 1, gw4);
-    slot_v4(n, s->slot, 2, sb4);
+    sk__net_slot_v4(n, s->slot, 1, gw4);
+    sk__net_slot_v4(n, s->slot, 2, sb4);
     if (n->v6) {
-        slot_v6(n, s->slot, 1, gw6);
-        slot_v6(n, s->slot, 2, sb6);
+        sk__net_slot_v6(n, s->slot, 1, gw6);
+        sk__net_slot_v6(n, s->slot, 2, sb6);
     }
     int host_if = 0;
-    if ((r = sk_rtnl_link_index(n->rtnl, s->ifname, &host_if, err)) < 0 ||
-        (r = sk_rtnl_addr_add(n->rtnl, host_if, AF_INET, gw4, 30, err)) < 0)
+    if ((r = sk_rtnl_link_index(n->rtnl, s->ifname, &host_if, err)) == 0)
+        s->host_if = host_if; /* the denials the kernel logs name it */
+    if (r < 0 || (r = sk_rtnl_addr_add(n->rtnl, host_if, AF_INET, gw4, 30, err)) < 0)
         return r;
     if (n->v6 && (r = sk_rtnl_addr_add(n->rtnl, host_if, AF_INET6, gw6, 64, err)) < 0)
         return r;
@@ -978,7 +586,7 @@ static int group_get(struct sk_net *n, const char *name, long index, struct net_
     if (r == -EEXIST)
         r = 0; /* left over (or kept across a restart): reused */
     uint8_t gw[4];
-    group_v4(n, idx, 1, gw);
+    sk__net_group_v4(n, idx, 1, gw);
     if (r == 0 && (r = sk_rtnl_link_index(n->rtnl, g->brname, &g->br_ifindex, err)) == 0)
         r = sk_rtnl_addr_add(n->rtnl, g->br_ifindex, AF_INET, gw, 24, err);
     if (r == 0) {
@@ -1030,21 +638,6 @@ static void group_put(struct sk_net *n, struct net_group *g)
     group_free(g);
 }
 
-static void emit_member(struct sk_nft_buf *b, const struct sk_net *n, const struct net_sb *s, bool add)
-{
-    uint8_t a[4];
-    char as[INET_ADDRSTRLEN];
-    group_v4(n, s->group->index, s->member, a);
-    fmt_addr(AF_INET, a, as, sizeof(as));
-    const char *T = n->table;
-    sk_nft_buf_add(b, "add element bridge %s ports { \"%s\" }\n", T, s->gifname);
-    sk_nft_buf_add(b, "add element bridge %s src4 { \"%s\" . %s }\n", T, s->gifname, as);
-    if (!add) {
-        sk_nft_buf_add(b, "delete element bridge %s ports { \"%s\" }\n", T, s->gifname);
-        sk_nft_buf_add(b, "delete element bridge %s src4 { \"%s\" . %s }\n", T, s->gifname, as);
-    }
-}
-
 /* group_join - make s a member of group `name` (member number `member` > 0
  * when re-adopting): its address, the bridge rules, then its veth. */
 static int group_join(struct sk_net *n, struct net_sb *s, const char *name, long index, long member, int nsfd,
@@ -1075,7 +668,7 @@ static int group_join(struct sk_net *n, struct net_sb *s, const char *name, long
     g->n_members++;
     snprintf(s->gifname, sizeof(s->gifname), "sg%.12s", s->hex);
     struct sk_nft_buf b = {0};
-    emit_member(&b, n, s, true);
+    sk__net_emit_member(&b, n, s, true);
     r = sk_nft_run(n->nft, sk_nft_buf_str(&b), err);
     sk_nft_buf_release(&b);
     if (r == 0) {
@@ -1086,9 +679,9 @@ static int group_join(struct sk_net *n, struct net_sb *s, const char *name, long
     if (r == 0) {
         struct sk_rtnl *in = NULL;
         uint8_t a[4], gw[4], res[4];
-        group_v4(n, g->index, m, a);
-        group_v4(n, g->index, 1, gw);
-        resolver4(n, res);
+        sk__net_group_v4(n, g->index, m, a);
+        sk__net_group_v4(n, g->index, 1, gw);
+        sk__net_resolver4(n, res);
         int ifx = 0;
         if ((r = sk_rtnl_open(nsfd, n->home_fd, &in, err)) == 0 &&
             (r = sk_rtnl_link_index(in, "eth1", &ifx, err)) == 0 && (r = sk_rtnl_link_up(in, ifx, err)) == 0)
@@ -1102,7 +695,7 @@ static int group_join(struct sk_net *n, struct net_sb *s, const char *name, long
     if (r < 0) {
         sk_error_prefix(err, "network group '%s'", name);
         struct sk_nft_buf u = {0};
-        emit_member(&u, n, s, false);
+        sk__net_emit_member(&u, n, s, false);
         sk_nft_run(n->nft, sk_nft_buf_str(&u), NULL);
         sk_nft_buf_release(&u);
         sk_rtnl_link_del(n->rtnl, s->gifname, NULL);
@@ -1120,7 +713,7 @@ static void group_leave(struct sk_net *n, struct net_sb *s, bool gone)
     if (g == NULL)
         return;
     struct sk_nft_buf b = {0};
-    emit_member(&b, n, s, false);
+    sk__net_emit_member(&b, n, s, false);
     struct sk_error err = {0};
     if (sk_nft_run(n->nft, sk_nft_buf_str(&b), &err) < 0)
         sk_log_warn("sandbox '%s': leave network group: %s", s->id, err.msg);
@@ -1165,20 +758,33 @@ static int egress_on(struct sk_net *n, struct net_sb *s, long slot, int nsfd, bo
             return sk_error_setv(err, ENOSPC, "all %u sandbox address slots are in use", n->n_slots - 1);
         n->next_slot = sl + 1;
     }
+    char ifname[16];
+    snprintf(ifname, sizeof(ifname), "sk%.12s", s->hex);
+    /* 48 bits of a random id: two live sandboxes sharing them is a one in
+     * 10^14 event per pair - refused, not confused */
+    for (const struct net_sb *o = n->sandboxes; o != NULL; o = o->next)
+        if (o != s && strcmp(o->ifname, ifname) == 0)
+            return sk_error_setv(err, EEXIST, "sandbox '%s' has interface '%s' already", o->id, ifname);
     s->slot = sl;
     n->by_slot[sl] = s;
-    snprintf(s->ifname, sizeof(s->ifname), "sk%.12s", s->hex);
+    snprintf(s->ifname, sizeof(s->ifname), "%s", ifname);
     if (s->gen == 0)
         s->gen = new_gen(s);
+    /* Its elements first (the shared chains then know the interface), the
+     * link after: it never passes a packet without its policy. */
     struct sk_nft_buf b = {0};
-    emit_chains(&b, n, s);
+    sk__net_emit_sandbox(&b, n, s, true);
+    if (existing) /* re-adopted: its elements may be there already; its caps chains are rewritten */
+        sk__net_emit_policy(&b, n, s, &s->policy, s->gen, false);
+    sk__net_emit_policy(&b, n, s, &s->policy, s->gen, true);
     int r = sk_nft_run(n->nft, sk_nft_buf_str(&b), err);
     sk_nft_buf_release(&b);
     if (r == 0)
         r = egress_links(n, s, nsfd, existing, err);
     if (r < 0) {
         struct sk_nft_buf u = {0};
-        emit_unchains(&u, n, s->hex, s->ifname);
+        sk__net_emit_policy(&u, n, s, &s->policy, s->gen, false);
+        sk__net_emit_sandbox(&u, n, s, false);
         sk_nft_run(n->nft, sk_nft_buf_str(&u), NULL);
         sk_nft_buf_release(&u);
         sk_rtnl_link_del(n->rtnl, s->ifname, NULL);
@@ -1195,7 +801,7 @@ static int egress_on(struct sk_net *n, struct net_sb *s, long slot, int nsfd, bo
  * going away and takes the veth with it (deleting a link waits for the
  * kernel's RCU grace periods, tens of milliseconds that need not be spent
  * on the loop). */
-static void egress_off(struct sk_net *n, struct net_sb *s, bool gone)
+static void egress_off(struct sk_net *n, struct net_sb *s, const struct sk_net_policy *applied, bool gone)
 {
     if (s->slot == 0)
         return;
@@ -1205,9 +811,10 @@ static void egress_off(struct sk_net *n, struct net_sb *s, bool gone)
         sk_log_warn("sandbox '%s': %s", s->id, err.msg);
     forget_learned(n, s, NULL);
     struct sk_nft_buf b = {0};
-    emit_unchains(&b, n, s->hex, s->ifname);
+    sk__net_emit_policy(&b, n, s, applied, s->gen, false);
+    sk__net_emit_sandbox(&b, n, s, false);
     if (sk_nft_run(n->nft, sk_nft_buf_str(&b), &err) < 0)
-        sk_log_warn("sandbox '%s': remove its chains: %s", s->id, err.msg);
+        sk_log_warn("sandbox '%s': remove its rules: %s", s->id, err.msg);
     sk_nft_buf_release(&b);
     n->by_slot[s->slot] = NULL;
     s->slot = 0;
@@ -1296,12 +903,12 @@ static int setup(struct sk_net *n, struct net_sb *s, pid_t pid, struct sk_agent 
     if (p->egress && (r = egress_on(n, s, slot, nsfd, existing, err)) < 0)
         return r;
     if (p->group != NULL && (r = group_join(n, s, p->group, gindex, member, nsfd, existing, err)) < 0) {
-        egress_off(n, s, false);
+        egress_off(n, s, &s->policy, false);
         return r;
     }
     if (!existing && (r = write_resolv(n, agent, true, err)) < 0) {
         group_leave(n, s, false);
-        egress_off(n, s, false);
+        egress_off(n, s, &s->policy, false);
         return r;
     }
     if (n->on_setup != NULL)
@@ -1385,23 +992,27 @@ int sk_net_update(struct sk_net *n, const char *id, pid_t pid, struct sk_agent *
         if (r == 0 && s->group == NULL)
             r = write_resolv(n, agent, true, err);
         if (r < 0)
-            egress_off(n, s, false);
+            egress_off(n, s, &s->policy, false);
         else if (n->on_setup != NULL)
             n->on_setup(n->ctx, (double)(sk_now_ns() - t0) / 1e9);
     } else if (!p->egress && was) {
-        egress_off(n, s, false);
+        egress_off(n, s, &old, false);
         if (s->group == NULL)
             r = write_resolv(n, agent, false, err);
     } else if (p->egress) {
         /* A new generation: every open connection is checked again at its
-         * next packet, against the new rules, in one transaction. */
+         * next packet, against the new policy, in one transaction. */
+        uint32_t old_gen = s->gen;
         s->gen = new_gen(s);
         struct sk_nft_buf b = {0};
-        emit_chains(&b, n, s);
+        sk__net_emit_policy(&b, n, s, &old, old_gen, false);
+        sk__net_emit_policy(&b, n, s, &s->policy, s->gen, true);
         r = sk_nft_run(n->nft, sk_nft_buf_str(&b), err);
         sk_nft_buf_release(&b);
         if (r == 0)
             forget_learned(n, s, learned_still_allowed);
+        else
+            s->gen = old_gen;
     }
     if (r < 0) {
         sk_net_policy_copy(&s->policy, &old);
@@ -1419,7 +1030,7 @@ void sk_net_detach(struct sk_net *n, const char *id, bool gone)
     if (s == NULL)
         return;
     group_leave(n, s, gone);
-    egress_off(n, s, gone);
+    egress_off(n, s, &s->policy, gone);
     sb_unlink(n, s);
     sb_free(s);
 }
@@ -1458,27 +1069,26 @@ static bool is_our_link(const char *name)
     return false;
 }
 
-/* chain_hex - "sb-<16 hex>-out" -> its hex digits, or false. */
-static bool chain_hex(const char *name, char hex[17])
+/* caps_chain_current - chain `name` holds the caps of an attached
+ * sandbox under its current generation. */
+static bool caps_chain_current(const struct sk_net *n, const char *name)
 {
-    if (strncmp(name, "sb-", 3) != 0 || strlen(name) < 20 || name[19] != '-')
-        return false;
-    memcpy(hex, name + 3, 16);
-    hex[16] = '\0';
-    return is_hex(hex, 16);
-}
-
-static bool hex_owned(const struct sk_net *n, const char *hex)
-{
-    for (const struct net_sb *s = n->sandboxes; s != NULL; s = s->next)
-        if (strcmp(s->hex, hex) == 0 && s->slot > 0)
+    for (const struct net_sb *s = n->sandboxes; s != NULL; s = s->next) {
+        if (s->slot == 0 || (s->policy.bandwidth_mbps == 0 && s->policy.max_connections == 0))
+            continue;
+        char o[64], i[64];
+        snprintf(o, sizeof(o), "sb-%s-capo-%08x", s->hex, s->gen);
+        snprintf(i, sizeof(i), "sb-%s-capi-%08x", s->hex, s->gen);
+        if (strcmp(name, o) == 0 || strcmp(name, i) == 0)
             return true;
+    }
     return false;
 }
 
-/* sweep_nft - remove chains of sandboxes we do not own, map entries that
- * point at them and DNS answers of interfaces we do not own; bridge
- * elements of ports we do not own. Returns how many chains went. */
+/* sweep_nft - in one transaction: the per-sandbox sets and maps emptied
+ * and filled again with the elements of the attached sandboxes, the caps
+ * chains nobody uses removed, DNS answers and group elements of interfaces
+ * no sandbox owns removed. Returns how many chains went. */
 static int sweep_nft(struct sk_net *n, struct sk_error *err)
 {
     json_t *j = NULL;
@@ -1489,25 +1099,16 @@ static int sweep_nft(struct sk_net *n, struct sk_error *err)
         return r;
     struct sk_nft_buf b = {0};
     int removed = 0;
+    sk__net_emit_flush_sandbox_sets(&b, n);
+    for (const struct net_sb *s = n->sandboxes; s != NULL; s = s->next) {
+        if (s->slot == 0)
+            continue;
+        sk__net_emit_sandbox(&b, n, s, true);
+        sk__net_emit_policy(&b, n, s, &s->policy, s->gen, true);
+    }
     json_t *items = json_object_get(j, "nftables");
     size_t i;
     json_t *it;
-    /* map entries first (they reference the chains) */
-    json_array_foreach(items, i, it)
-    {
-        json_t *obj = json_object_get(it, "map");
-        const char *mname = json_string_value(json_object_get(obj, "name"));
-        if (obj == NULL || mname == NULL)
-            continue;
-        size_t k;
-        json_t *e;
-        json_array_foreach(json_object_get(obj, "elem"), k, e)
-        {
-            const char *key = json_string_value(json_array_get(e, 0));
-            if (key != NULL && !link_owned(n, key))
-                sk_nft_buf_add(&b, "delete element inet %s %s { \"%s\" }\n", n->table, mname, key);
-        }
-    }
     json_array_foreach(items, i, it)
     {
         json_t *obj = json_object_get(it, "set");
@@ -1542,21 +1143,14 @@ static int sweep_nft(struct sk_net *n, struct sk_error *err)
             }
         }
     }
+    /* chains last: nothing refers to them once the caps maps are refilled */
     json_array_foreach(items, i, it)
     {
         const char *cname = json_string_value(json_object_get(json_object_get(it, "chain"), "name"));
         char hex[17];
-        if (cname == NULL || !chain_hex(cname, hex) || hex_owned(n, hex))
+        if (cname == NULL || !sk__net_is_caps_chain(cname, hex) || caps_chain_current(n, cname))
             continue;
-        sk_nft_buf_add(&b, "flush chain inet %s %s\n", n->table, cname);
-    }
-    json_array_foreach(items, i, it)
-    {
-        const char *cname = json_string_value(json_object_get(json_object_get(it, "chain"), "name"));
-        char hex[17];
-        if (cname == NULL || !chain_hex(cname, hex) || hex_owned(n, hex))
-            continue;
-        sk_nft_buf_add(&b, "delete chain inet %s %s\n", n->table, cname);
+        sk_nft_buf_add(&b, "flush chain inet %s %s\ndelete chain inet %s %s\n", n->table, cname, n->table, cname);
         removed++;
     }
     json_decref(j);
@@ -1696,7 +1290,7 @@ int sk_net_teardown(struct sk_net *n, struct sk_error *err)
     }
     int lo = 0;
     uint8_t res[4];
-    resolver4(n, res);
+    sk__net_resolver4(n, res);
     if (sk_rtnl_link_index(n->rtnl, "lo", &lo, NULL) == 0)
         sk_rtnl_addr_del(n->rtnl, lo, AF_INET, res, 32, NULL);
     if (n->active)
@@ -1729,28 +1323,28 @@ json_t *sk_net_status(struct sk_net *n, const char *id)
     uint8_t a[16];
     if (s->slot > 0) {
         json_object_set_new(o, "interface", json_string(s->ifname));
-        slot_v4(n, s->slot, 2, a);
-        fmt_addr(AF_INET, a, buf, sizeof(buf));
+        sk__net_slot_v4(n, s->slot, 2, a);
+        sk__net_fmt_addr(AF_INET, a, buf, sizeof(buf));
         json_object_set_new(addrs, "ipv4", json_string(buf));
-        slot_v4(n, s->slot, 1, a);
-        fmt_addr(AF_INET, a, buf, sizeof(buf));
+        sk__net_slot_v4(n, s->slot, 1, a);
+        sk__net_fmt_addr(AF_INET, a, buf, sizeof(buf));
         json_object_set_new(addrs, "gateway", json_string(buf));
         if (n->v6) {
-            slot_v6(n, s->slot, 2, a);
-            fmt_addr(AF_INET6, a, buf, sizeof(buf));
+            sk__net_slot_v6(n, s->slot, 2, a);
+            sk__net_fmt_addr(AF_INET6, a, buf, sizeof(buf));
             json_object_set_new(addrs, "ipv6", json_string(buf));
         }
     } else {
         json_object_set_new(o, "interface", json_null());
     }
     if (s->group != NULL) {
-        group_v4(n, s->group->index, s->member, a);
-        fmt_addr(AF_INET, a, buf, sizeof(buf));
+        sk__net_group_v4(n, s->group->index, s->member, a);
+        sk__net_fmt_addr(AF_INET, a, buf, sizeof(buf));
         json_object_set_new(addrs, "group", json_string(buf));
     }
     if (s->slot > 0 || s->group != NULL) {
-        resolver4(n, a);
-        fmt_addr(AF_INET, a, buf, sizeof(buf));
+        sk__net_resolver4(n, a);
+        sk__net_fmt_addr(AF_INET, a, buf, sizeof(buf));
         json_object_set_new(addrs, "dns", json_string(buf));
     }
     json_object_set_new(o, "addresses", addrs);
@@ -1768,7 +1362,7 @@ json_t *sk_net_status(struct sk_net *n, const char *id)
             json_object_set_new(e, "type", json_string(l->type));
         } else {
             char pb[8];
-            fmt_addr(l->family, l->addr, buf, sizeof(buf));
+            sk__net_fmt_addr(l->family, l->addr, buf, sizeof(buf));
             json_object_set_new(e, "protocol", json_string(proto_name(l->proto, pb, sizeof(pb))));
             json_object_set_new(e, "destination", json_string(buf));
             json_object_set_new(e, "port", l->port ? json_integer(l->port) : json_null());
@@ -1798,13 +1392,13 @@ static struct log_entry *log_add(struct net_sb *s)
 static struct net_sb *sb_by_source(struct sk_net *n, int family, const uint8_t *src)
 {
     if (family == AF_INET && sk_net_cidr_has(&n->cidr4, AF_INET, src)) {
-        uint32_t off = offset4(&n->cidr4, src);
+        uint32_t off = sk__net_offset4(&n->cidr4, src);
         uint32_t slot = off / 4;
         struct net_sb *s = slot < n->n_slots ? n->by_slot[slot] : NULL;
         return s != NULL && off % 4 == 2 ? s : NULL;
     }
     if (family == AF_INET && sk_net_cidr_has(&n->group4, AF_INET, src)) {
-        uint32_t off = offset4(&n->group4, src);
+        uint32_t off = sk__net_offset4(&n->group4, src);
         struct net_group *g = off / 256 < n->n_groups ? n->group_by_index[off / 256] : NULL;
         uint32_t m = off % 256;
         return g != NULL && m >= 2 && m <= GROUP_MEMBERS + 1 ? g->members[m] : NULL;
@@ -1842,7 +1436,7 @@ void sk_net_dns_decide(struct sk_net *n, int family, const uint8_t *src, const s
             d->n_addrs = 1;
             d->addrs[0].family = AF_INET;
             d->addrs[0].ttl = 5;
-            group_v4(n, s->group->index, m, d->addrs[0].addr);
+            sk__net_group_v4(n, s->group->index, m, d->addrs[0].addr);
             n->stats.dns_group_answers++;
             return;
         }
@@ -1917,7 +1511,7 @@ int sk_net_dns_learn(struct sk_net *n, const char *sandbox_id, const struct sk_d
         if (exp > l->expires_ns)
             l->expires_ns = exp;
         char as[INET6_ADDRSTRLEN];
-        fmt_addr(a->family, a->addr, as, sizeof(as));
+        sk__net_fmt_addr(a->family, a->addr, as, sizeof(as));
         sk_nft_buf_add(&b, "add element inet %s dns%d { \"%s\" . %s timeout %us }\n", n->table,
                        a->family == AF_INET ? 4 : 6, s->ifname, as, ttl);
     }
@@ -1932,6 +1526,7 @@ int sk_net_dns_learn(struct sk_net *n, const char *sandbox_id, const struct sk_d
 
 struct nflog_pkt {
     const char *prefix;
+    uint32_t indev; /* ifindex the packet came in on, 0: none */
     const uint8_t *payload;
     size_t len;
 };
@@ -1948,18 +1543,23 @@ static int on_nflog_attr(const struct nlattr *attr, void *data)
         p->payload = mnl_attr_get_payload(attr);
         p->len = mnl_attr_get_payload_len(attr);
         break;
+    case NFULA_IFINDEX_INDEV:
+        if (mnl_attr_validate(attr, MNL_TYPE_U32) == 0)
+            p->indev = ntohl(mnl_attr_get_u32(attr));
+        break;
     default: break;
     }
     return MNL_CB_OK;
 }
 
 /* record_denial - the IP header (and the first bytes of TCP/UDP) of a
- * packet nftables refused for the sandbox named in its log prefix. */
+ * packet nftables refused, for the sandbox whose veth it came in on. */
 static void record_denial(struct sk_net *n, const struct nflog_pkt *p)
 {
-    char id[24];
-    snprintf(id, sizeof(id), "%.19s", p->prefix);
-    struct net_sb *s = find_sb(n, id);
+    struct net_sb *s = NULL;
+    for (struct net_sb *o = n->sandboxes; o != NULL && s == NULL && p->indev > 0; o = o->next)
+        if (o->slot > 0 && o->host_if == (int)p->indev)
+            s = o;
     if (s == NULL || p->payload == NULL || p->len < 1)
         return;
     const uint8_t *b = p->payload;
@@ -1989,7 +1589,7 @@ static void record_denial(struct sk_net *n, const struct nflog_pkt *p)
     l->port = e.port;
     if (sk_log_enabled(SK_LOG_DEBUG)) {
         char as[INET6_ADDRSTRLEN], pb[8];
-        fmt_addr(e.family, e.addr, as, sizeof(as));
+        sk__net_fmt_addr(e.family, e.addr, as, sizeof(as));
         sk_log_debug("sandbox '%s': %s to '%s' port %u denied", s->id, proto_name(e.proto, pb, sizeof(pb)), as,
                      (unsigned)e.port);
     }
@@ -2001,7 +1601,8 @@ static int on_nflog_msg(const struct nlmsghdr *nlh, void *data)
     if (NFNL_SUBSYS_ID(nlh->nlmsg_type) != NFNL_SUBSYS_ULOG || NFNL_MSG_TYPE(nlh->nlmsg_type) != NFULNL_MSG_PACKET)
         return MNL_CB_OK;
     struct nflog_pkt p = {0};
-    if (mnl_attr_parse(nlh, sizeof(struct nfgenmsg), on_nflog_attr, &p) < 0 || p.prefix == NULL)
+    if (mnl_attr_parse(nlh, sizeof(struct nfgenmsg), on_nflog_attr, &p) < 0 || p.prefix == NULL ||
+        strcmp(p.prefix, SK__NET_LOG_PREFIX) != 0)
         return MNL_CB_OK;
     record_denial(n, &p);
     return MNL_CB_OK;

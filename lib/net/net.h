@@ -13,11 +13,14 @@
  *                                  (eth0 inside the sandbox)
  *   sg<12 hex>                     host end of its group veth (eth1 inside)
  *   skbr<n>                        the bridge of group number n
- *   chains sb-<16 hex>-{out,in,host,deny} in table inet <table>
- * A sandbox's policy lives in its chains (every packet is checked, not just
- * a connection's first, so a change cuts what it no longer allows) and in
- * the shared maps that send its veth's packets there. sk_net_sweep removes
- * whatever of this no attached sandbox owns.
+ *   elements keyed by "sk<12 hex>" in the sets of table inet <table>,
+ *   and, for a sandbox with caps, chains sb-<16 hex>-{capo,capi}-<gen>
+ * Every sandbox's packets run through the same chains; its policy is data
+ * in sets and maps (rules.c), so attaching, changing and detaching are
+ * element changes whose cost does not grow with the number of sandboxes.
+ * Every packet is checked, not just a connection's first, so a change cuts
+ * what it no longer allows. sk_net_sweep removes whatever of this no
+ * attached sandbox owns.
  *
  * Per sandbox the caller keeps the JSON state sk_net_attach returns (its
  * policy, address slot and group place) and hands it to sk_net_readopt

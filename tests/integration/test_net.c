@@ -812,7 +812,7 @@ TEST_TIMEOUT(start_sweeps_leftovers_of_a_crash, 120)
     const char *no_pool[] = {"--pool-size", "0", NULL};
     start_skiffd(&s, no_pool);
     char id[24];
-    create(&s, "{\"network\": {\"mode\": \"egress\"}, \"network_group\": \"g\"}", id);
+    create(&s, "{\"network\": {\"mode\": \"egress\", \"bandwidth_mbps\": 100}, \"network_group\": \"g\"}", id);
     /* without a pool the sandbox is skiffd's only child */
     char cmd[64];
     snprintf(cmd, sizeof(cmd), "pgrep -P %d", (int)s.pid);
@@ -827,8 +827,11 @@ TEST_TIMEOUT(start_sweeps_leftovers_of_a_crash, 120)
     s.pid = 0;
     kill(sb_pid, SIGKILL);
     usleep(200000);
+    /* its caps chains and its elements in the shared sets are still there */
     _cleanup_free_ char *chains = sh_out("nft list table inet skiff | grep -c 'chain sb-' || true");
     ASSERT_NE_INT(strcmp(chains, "0\n"), 0);
+    _cleanup_free_ char *elems = sh_out("nft -j list table inet skiff | grep -c '\"sk[0-9a-f]\\{12\\}\"' || true");
+    ASSERT_NE_INT(strcmp(elems, "0\n"), 0);
     _cleanup_free_ char *bridges = sh_out("ip -o link show | grep -c skbr || true");
     ASSERT_EQ_STR(bridges, "1\n");
     const char *args[] = {"--dns-upstream", LAB_UPSTREAM, "--pool-size", "0", NULL};
