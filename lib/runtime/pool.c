@@ -254,8 +254,11 @@ static struct key *pick_work(struct sk_pool *p, int64_t now, struct pooled **sur
         }
         if (k->ready >= t || now < k->backoff_until_ns)
             continue;
-        if (k->ready > 0 && now - p->last_claim_ns < p->quiet_ns)
-            continue; /* a claim just happened: let its first commands run */
+        /* A claim just happened: let its first commands run - unless the
+         * key is running low (half its target or less), when a refill
+         * matters more than the moment of contention it costs. */
+        if (k->ready > 0 && k->ready * 2 > t && now - p->last_claim_ns < p->quiet_ns)
+            continue;
         if (t - k->ready > best_gap) {
             best_gap = t - k->ready;
             best = k;

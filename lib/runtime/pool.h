@@ -59,9 +59,10 @@ struct sk_pool_config {
     bool adaptive_new_keys; /* pool keys first seen in a claim (else: only configured ones) */
     int nice;               /* refill thread's nice value; 0: 10 */
     /* A refill waits until no claim came for quiet_ms (0: 20 ms) while its
-     * key still has a ready sandbox: making one takes locks that stall
-     * every fork on the host for a moment (cgroup v1 migration), which the
-     * first commands of a just-claimed sandbox should not meet. */
+     * key holds more than half its target: making one takes locks that
+     * stall every fork on the host for a moment (cgroup v1 migration),
+     * which the first commands of a just-claimed sandbox should not meet.
+     * Below that, refills go on regardless. */
     int64_t quiet_ms;
     /* Optional: called on the refill thread for each new sandbox before it
      * is offered (e.g. to create the owner's per-sandbox directories); a
