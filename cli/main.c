@@ -39,7 +39,7 @@ static void usage(FILE *out)
                  "\n"
                  "commands:\n"
                  "  sandbox    sandboxes on a skiffd server: create, ls, get, exec, shell, cp,\n"
-                 "             rm, logs, wait, tag\n"
+                 "             rm, logs, wait, tag, port, net\n"
                  "  token      API tokens: create, ls, revoke\n"
                  "  serve      run the API server (skiffd) in the foreground\n"
                  "  run        run a command in a fresh sandbox, without a daemon\n"
