@@ -446,6 +446,22 @@ static inline void skiffd_finish(struct skiffd *s)
     sk_remove_tree(top, NULL);
 }
 
+/* sandbox_cgroup_exists - a cgroup of sandbox `id` in any hierarchy (v1
+ * controllers or the unified tree), under any skiff parent. */
+static inline bool sandbox_cgroup_exists(const char *id)
+{
+    struct sk_test_output o;
+    const char *argv[] = {"/bin/sh", "-c",
+                          "for d in /sys/fs/cgroup/*/skiff-*/sb-* /sys/fs/cgroup/skiff-*/sb-*; do "
+                          "[ -d \"$d\" ] && echo \"$d\"; done; exit 0",
+                          NULL};
+    if (sk_test_run(argv, NULL, NULL, 10, &o) < 0 || o.exit_code != 0)
+        FAIL("could not list the sandbox cgroups");
+    bool found = strstr(o.out, id) != NULL;
+    sk_test_output_free(&o);
+    return found;
+}
+
 /* create_token - POST /v1/tokens; returns the answer (status checked). */
 static inline void create_token(const struct skiffd *s, const char *name, char *token_out, size_t size, char *id_out,
                                 size_t id_size)

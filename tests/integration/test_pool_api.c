@@ -76,19 +76,6 @@ static size_t runtime_ids(const struct skiffd *s, char ids[][32], size_t max)
     return n;
 }
 
-static bool cgroup_exists(const char *id)
-{
-    struct sk_test_output o;
-    const char *argv[] = {"/bin/sh", "-c",
-                          "for d in /sys/fs/cgroup/*/skiff-*/sb-* /sys/fs/cgroup/skiff-*/sb-*; do "
-                          "[ -d \"$d\" ] && echo \"$d\"; done; exit 0",
-                          NULL};
-    ASSERT_EQ_INT(sk_test_run(argv, NULL, NULL, 10, &o), 0);
-    bool found = strstr(o.out, id) != NULL;
-    sk_test_output_free(&o);
-    return found;
-}
-
 /* memory_limit - the memory limit of sandbox id's cgroup (v1 or v2). */
 static long long memory_limit(const char *id)
 {
@@ -217,7 +204,7 @@ TEST_TIMEOUT(a_crash_keeps_claimed_sandboxes_and_sweeps_the_pool, 120)
         char path[PATH_MAX + 64];
         snprintf(path, sizeof(path), "%s/runtime/sandboxes/%s", s.dir, before[i]);
         ASSERT_NE_INT(access(path, F_OK), 0);
-        ASSERT_FALSE(cgroup_exists(before[i]));
+        ASSERT_FALSE(sandbox_cgroup_exists(before[i]));
     }
     /* its timeout (4 s from its claim, not from its making) still ends it */
     snprintf(q, sizeof(q), "/v1/sandboxes/%s/wait?timeout=20", id);
@@ -226,7 +213,7 @@ TEST_TIMEOUT(a_crash_keeps_claimed_sandboxes_and_sweeps_the_pool, 120)
     resp_free(&r);
     ASSERT_LT_INT(now_ms() - crashed, 8000);
     skiffd_finish(&s);
-    ASSERT_FALSE(cgroup_exists(id));
+    ASSERT_FALSE(sandbox_cgroup_exists(id));
 }
 
 TEST(bad_pool_options_are_refused)
