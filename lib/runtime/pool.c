@@ -280,18 +280,19 @@ static void *refill_main(void *arg)
         int64_t now = sk_now_ns();
         struct pooled *dead = steal_pointer(&p->graveyard);
         if (now >= next_check) {
-            for (size_t i = 0; i < p->n_keys; i++) {
-                struct key *k = &p->keys[i];
-                if (k->ready == 0)
-                    continue;
-                /* the image's identity now (a stat; the lock is not needed
-                 * for it, but the key's image string is stable) */
-                dev_t dev = 0;
-                ino_t ino = 0;
-                if (image_identity(p, k->image, &dev, &ino) < 0)
-                    dev = 0, ino = (ino_t)-1; /* gone: matches no sandbox */
-                unlink_dead(p, k, dev, ino, &dead);
-            }
+            /* Each image's identity, looked up without the lock (a claim must
+             * never wait for file system calls of this low-priority thread):
+             * a key's image string never changes, and keys are only added. */
+            size_t n = p->n_keys;
+            dev_t devs[SK_POOL_KEYS_MAX];
+            ino_t inos[SK_POOL_KEYS_MAX];
+            pthread_mutex_unlock(&p->mu);
+            for (size_t i = 0; i < n; i++)
+                if (image_identity(p, p->keys[i].image, &devs[i], &inos[i]) < 0)
+                    devs[i] = 0, inos[i] = (ino_t)-1; /* gone: matches no sandbox */
+            pthread_mutex_lock(&p->mu);
+            for (size_t i = 0; i < n; i++)
+                unlink_dead(p, &p->keys[i], devs[i], inos[i], &dead);
             next_check = now + (int64_t)HEALTH_CHECK_MS * 1000000;
         }
         struct pooled *surplus = NULL;

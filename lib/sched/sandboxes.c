@@ -129,6 +129,7 @@ struct sched_sandbox {
     uint64_t timeout_timer, idle_timer, pump_timer, gone_timer;
     bool agent_watched, pidfd_watched;
     bool execs_dir_made;          /* <sandboxes_dir>/<id>/execs exists (made once, kept while it runs) */
+    bool spares_taken;            /* the output files made ahead (SPARE_NAME) were used or tried */
     struct exec_pending *pending; /* execs waiting for skiff-init's answer (sk_sched_exec_async) */
     bool agent_gone;              /* skiff-init's connection reached EOF */
     struct sched_exec *execs;
@@ -156,6 +157,7 @@ struct watcher {
 };
 
 #define SCHED_WORKERS_MAX 4
+#define SPARE_NAME "spare" /* execs/spare.stdout, .stderr: the first exec's files, made ahead */
 struct exec_pending;
 struct create_job;
 struct destroy_job;
@@ -1501,6 +1503,24 @@ static int open_output(const char *path, int *fd, struct sk_error *err)
     return 0;
 }
 
+/* take_spare - give the output file sk_sched_prepare_dir made ahead (empty,
+ * 0600, in our own 0700 directory) the name of stream idx of an exec and
+ * open it; false (nothing changed) when there is none. */
+static bool take_spare(struct sk_sched *s, const char *sandbox_id, int idx, const char *path, int *fd)
+{
+    char spare[PATH_MAX + 32];
+    snprintf(spare, sizeof(spare), "%s/%s/execs/" SPARE_NAME ".%s", s->sandboxes_dir, sandbox_id, stream_names[idx]);
+    if (renameat2(AT_FDCWD, spare, AT_FDCWD, path, RENAME_NOREPLACE) < 0)
+        return false;
+    *fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+    struct stat st;
+    if (*fd >= 0 && fstat(*fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0)
+        return true;
+    sk_close(fd);
+    unlink(path);
+    return false;
+}
+
 /* An exec between its request and skiff-init's answer: what exec_prepare
  * made (its id, its output files) and what exec_complete needs. */
 struct exec_start {
@@ -1563,12 +1583,15 @@ static int exec_prepare(struct sched_sandbox *e, const struct sk_exec_req *req, 
         sandbox_watch_dir(e, dir);
     for (int i = 0; i < 2; i++) {
         exec_output_path(s, e->id, id, stream_names[i], xs->paths[i], sizeof(xs->paths[i]));
+        if (!e->spares_taken && take_spare(s, e->id, i, xs->paths[i], &xs->files[i]))
+            continue;
         if ((ret = open_output(xs->paths[i], &xs->files[i], err)) < 0) {
             xs->paths[i][0] = '\0'; /* not ours to remove */
             exec_start_release(xs, true);
             return ret;
         }
     }
+    e->spares_taken = true; /* used now, or never made */
     xs->argv_json = argv_to_json(req->argv, err);
     if (xs->argv_json == NULL) {
         exec_start_release(xs, true);
@@ -2977,7 +3000,17 @@ int sk_sched_prepare_dir(const char *data_dir, const char *sandbox_id, struct sk
 {
     char dir[PATH_MAX];
     snprintf(dir, sizeof(dir), "%s/sandboxes/%s/execs", data_dir, sandbox_id);
-    return sk_mkdir_p(dir, 0700, err);
+    int ret = sk_mkdir_p(dir, 0700, err);
+    /* The first exec's output files, made here: creating a file can cost a
+     * millisecond or more on a busy file system, renaming one does not. */
+    for (int i = 0; ret == 0 && i < 2; i++) {
+        char path[PATH_MAX + 32];
+        snprintf(path, sizeof(path), "%s/" SPARE_NAME ".%s", dir, stream_names[i]);
+        int fd = -1;
+        ret = open_output(path, &fd, err);
+        sk_close(&fd);
+    }
+    return ret;
 }
 
 int sk_sched_get(struct sk_sched *s, const char *id_or_name, struct sk_sandbox_rec *out, struct sk_error *err)

@@ -110,11 +110,16 @@ TEST_TIMEOUT(creates_are_served_from_the_pool, 120)
     double took = now_ms() - t0;
     ASSERT_EQ_INT(pool_field(&s, "hits"), 1);
     ASSERT_EQ_INT(pool_field(&s, "misses"), 0);
+    /* its first exec's output files were made ahead, and are taken by it */
+    char spare[PATH_MAX + 128];
+    snprintf(spare, sizeof(spare), "%s/sandboxes/%s/execs/spare.stdout", s.dir, id);
+    ASSERT_EQ_INT(access(spare, F_OK), 0);
     /* the per-request settings are the request's */
     snprintf(q, sizeof(q), "/v1/sandboxes/%s/run", id);
     api(&s, "POST", q, "{\"argv\": [\"sh\", \"-c\", \"echo $WHO; pwd\"]}", 200, &r);
     ASSERT_CONTAINS(json_string_value(json_object_get(r.json, "stdout")), "pool\n/tmp\n");
     resp_free(&r);
+    ASSERT_NE_INT(access(spare, F_OK), 0);
     ASSERT_EQ_INT(memory_limit(id), 128LL << 20);
     snprintf(q, sizeof(q), "/v1/sandboxes/%s/usage", id);
     api(&s, "GET", q, NULL, 200, &r); /* the pool's time is not charged */
