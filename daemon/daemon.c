@@ -300,10 +300,9 @@ static int pool_prepare(void *ctx, struct sk_sandbox *sb)
     return r;
 }
 
-/* pool_start - the warm pool, before the manager that claims from it. Its
- * refill thread starts filling at once; it only makes sandboxes of its own
- * (fresh ids), so the recovery that follows never sees them, and a crash
- * leaves them to the next start's stale sweep. */
+/* pool_start - the warm pool, once the recovery (and its sweep of what
+ * nobody owns) is done. Its refill thread starts filling at once; a crash
+ * leaves its sandboxes to the next start's stale sweep. */
 static int pool_start(struct sk_daemon *d, struct sk_error *err)
 {
     const struct sk_daemon_config *c = &d->cfg;
@@ -407,9 +406,6 @@ int sk_daemon_init(struct sk_daemon *d, const struct sk_daemon_config *cfg, stru
     if (r < 0)
         return sk_error_prefix(err, "sandbox runtime");
     sk_loop_adapter_init(&d->loop_ops, d->loop);
-    r = pool_start(d, err);
-    if (r < 0)
-        return r;
     /* Sandbox networking: nothing on the host is touched until a sandbox
      * asks for a network (docs/networking.md). */
     struct sk_net_config nc = {.cidr4 = d->cfg.net_cidr,
@@ -430,7 +426,6 @@ int sk_daemon_init(struct sk_daemon *d, const struct sk_daemon_config *cfg, stru
         .on_sandbox = on_sandbox_change,
         .on_exec_end = on_exec_end,
         .observer_ctx = d,
-        .pool = d->pool,
         .net = d->net,
     };
     r = sk_sched_new(d->rt, d->store, &d->loop_ops.ops, &sc, &d->sched, err);
@@ -441,6 +436,12 @@ int sk_daemon_init(struct sk_daemon *d, const struct sk_daemon_config *cfg, stru
         return sk_error_prefix(err, "recover sandboxes");
     if (r > 0)
         sk_log_warn("%d sandbox(es) of an earlier run could not be re-adopted and were recorded as 'lost'", r);
+    /* The pool after the recovery: its stale sweep must not meet sandboxes
+     * the refill thread is making. */
+    r = pool_start(d, err);
+    if (r < 0)
+        return r;
+    sk_sched_set_pool(d->sched, d->pool);
 
     /* Inbound ports, after the recovery: re-adopted sandboxes keep theirs. */
     _cleanup_free_ char *key_path = xasprintf("%s/connect.key", d->data_dir);

@@ -1403,8 +1403,13 @@ static bool agent_pump(struct sched_sandbox *e)
         int r = sk_agent_next_event(sk_sandbox_agent(e->sb), &ev, 0, &err);
         /* answers read meanwhile come before the EXITs behind them */
         pending_spawns_check(e);
-        if (r == 0)
+        if (r == 0) {
+            /* watch events read by this loop wait in their own queue, and
+             * the socket may have nothing more to wake us: deliver them */
+            if (e->fwatches != NULL && sk_agent_has_pending_watch_events(sk_sandbox_agent(e->sb)))
+                schedule_pump(e);
             return true;
+        }
         if (r < 0) {
             if (r == -EPROTO) {
                 sk_log_warn("sandbox '%s': %s", e->id, err.msg);
@@ -2994,6 +2999,11 @@ int sk_sched_create_async(struct sk_sched *s, const struct sk_sandbox_req *req, 
     pthread_cond_signal(&s->wq_cv);
     pthread_mutex_unlock(&s->wq_mu);
     return 0;
+}
+
+void sk_sched_set_pool(struct sk_sched *s, struct sk_pool *pool)
+{
+    s->pool = pool;
 }
 
 int sk_sched_prepare_dir(const char *data_dir, const char *sandbox_id, struct sk_error *err)

@@ -204,6 +204,11 @@ typedef void (*sk_sched_create_cb)(void *arg, int ret, const struct sk_sandbox_r
 int sk_sched_create_async(struct sk_sched *s, const struct sk_sandbox_req *req, sk_sched_create_cb cb, void *arg,
                           struct sk_error *err);
 
+/* sk_sched_set_pool - use `pool` (borrowed, NULL: none) from now on, as
+ * cfg->pool would (a daemon starts its pool after sk_sched_recover, so
+ * that the recovery's stale sweep never meets a sandbox being made). */
+void sk_sched_set_pool(struct sk_sched *s, struct sk_pool *pool);
+
 /* sk_sched_prepare_dir - create <data_dir>/sandboxes/<sandbox_id>/execs
  * ahead of the sandbox's first exec (the warm pool's refill thread does it
  * for the sandboxes it makes). Touches no manager state: callable from any
