@@ -69,30 +69,6 @@
 
 /* ---- sandboxes ------------------------------------------------------------------- */
 
-static int sb_create(struct bench_conn *c, char id[BENCH_ID_MAX])
-{
-    struct bench_resp r;
-    if (bench_call_json(c, "POST", "/v1/sandboxes", "{}", 201, &r) < 0)
-        return -1;
-    snprintf(id, BENCH_ID_MAX, "%s", bench_jstr(&r, "id"));
-    bool running = strcmp(bench_jstr(&r, "state"), "running") == 0;
-    bench_resp_free(&r);
-    if (id[0] == '\0' || !running)
-        return bench_fail("POST /v1/sandboxes: no id or not running");
-    return 0;
-}
-
-static int sb_terminate(struct bench_conn *c, const char *id)
-{
-    char path[160];
-    snprintf(path, sizeof(path), "/v1/sandboxes/%s/terminate", id);
-    struct bench_resp r;
-    if (bench_call_json(c, "POST", path, NULL, 200, &r) < 0)
-        return -1;
-    bench_resp_free(&r);
-    return 0;
-}
-
 /* exec_start - POST .../execs; the exec id into eid. */
 static int exec_start(struct bench_conn *c, const char *id, const char *body, char eid[BENCH_ID_MAX])
 {
@@ -138,7 +114,7 @@ static int one_stream(struct bench_conn *c, double *total, double *t_create, dou
     char id[BENCH_ID_MAX], eid[BENCH_ID_MAX];
     struct bench_resp r;
     double t0 = bench_now_ms();
-    if (sb_create(c, id) < 0)
+    if (bench_sandbox_create(c, NULL, id) < 0)
         return -1;
     double t1 = bench_now_ms();
     if (exec_start(c, id, "{\"argv\":[\"echo\",\"ok\"]}", eid) < 0 || exec_output(c, id, eid, &r) < 0)
@@ -153,14 +129,14 @@ static int one_stream(struct bench_conn *c, double *total, double *t_create, dou
     *total = t2 - t0;
     *t_create = t1 - t0;
     *t_first = t2 - t1;
-    return sb_terminate(c, id);
+    return bench_sandbox_terminate(c, id);
 }
 
 static int one_run(struct bench_conn *c, double *total, double *t_create, double *t_run)
 {
     char id[BENCH_ID_MAX];
     double t0 = bench_now_ms();
-    if (sb_create(c, id) < 0)
+    if (bench_sandbox_create(c, NULL, id) < 0)
         return -1;
     double t1 = bench_now_ms();
     if (run(c, id, "{\"argv\":[\"echo\",\"ok\"]}", "ok\n") < 0)
@@ -169,7 +145,7 @@ static int one_run(struct bench_conn *c, double *total, double *t_create, double
     *total = t2 - t0;
     *t_create = t1 - t0;
     *t_run = t2 - t1;
-    return sb_terminate(c, id);
+    return bench_sandbox_terminate(c, id);
 }
 
 static int bench_first_output(struct bench_conn *c, size_t n, json_t *out, struct bench_stats *s_stream,
@@ -257,7 +233,7 @@ static int bench_round_trip(struct bench_conn *c, size_t n, json_t *out, struct 
                             struct bench_stats *s_stream)
 {
     char id[BENCH_ID_MAX];
-    if (sb_create(c, id) < 0)
+    if (bench_sandbox_create(c, NULL, id) < 0)
         return -1;
     double *runv = xcalloc(n, sizeof(double)), *stream = xcalloc(n, sizeof(double));
     double dummy;
@@ -282,7 +258,7 @@ static int bench_round_trip(struct bench_conn *c, size_t n, json_t *out, struct 
     free(runv);
     free(stream);
     if (rc == 0)
-        rc = sb_terminate(c, id);
+        rc = bench_sandbox_terminate(c, id);
     return rc;
 }
 
@@ -528,7 +504,7 @@ static int bench_upload(struct bench_conn *c, size_t reps, size_t big_bytes, jso
     if (upload_prepare(u, big_bytes) < 0)
         return -1;
     char id[BENCH_ID_MAX], dir[128];
-    if (sb_create(c, id) < 0 || sb_mkdir(c, id, "/tmp/bench") < 0)
+    if (bench_sandbox_create(c, NULL, id) < 0 || sb_mkdir(c, id, "/tmp/bench") < 0)
         return -1;
     if (u->reason[UP_TAR_SMALL] == NULL) {
         int p = probe_tar(c, id, "/tmp/bench", u);
@@ -588,7 +564,7 @@ static int bench_upload(struct bench_conn *c, size_t reps, size_t big_bytes, jso
         json_object_set_new(o, up_names[k], e);
     }
     json_object_set_new(out, "upload", o);
-    return sb_terminate(c, id);
+    return bench_sandbox_terminate(c, id);
 }
 
 /* ---- output ---------------------------------------------------------------------- */

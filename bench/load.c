@@ -166,31 +166,6 @@ static void samples_release(struct samples *s)
 
 /* ---- the API calls -------------------------------------------------------------------- */
 
-static int sb_create(struct bench_conn *c, const char *body, char id[BENCH_ID_MAX])
-{
-    struct bench_resp r;
-    id[0] = '\0';
-    if (bench_call_json(c, "POST", "/v1/sandboxes", body, 201, &r) < 0)
-        return -1;
-    snprintf(id, BENCH_ID_MAX, "%s", bench_jstr(&r, "id"));
-    bool running = strcmp(bench_jstr(&r, "state"), "running") == 0;
-    bench_resp_free(&r);
-    if (id[0] == '\0' || !running)
-        return bench_fail("POST /v1/sandboxes: no id or not running");
-    return 0;
-}
-
-static int sb_terminate(struct bench_conn *c, const char *id)
-{
-    char path[160];
-    snprintf(path, sizeof(path), "/v1/sandboxes/%s/terminate", id);
-    struct bench_resp r;
-    if (bench_call_json(c, "POST", path, NULL, 200, &r) < 0)
-        return -1;
-    bench_resp_free(&r);
-    return 0;
-}
-
 /* sb_echo_first_byte - POST .../execs echo ok, GET .../output: the time
  * its first byte was read; the stream must be exactly "ok\n". */
 static int sb_echo_first_byte(struct bench_conn *c, const char *id, double *first_byte)
@@ -350,7 +325,7 @@ struct tti_worker {
 static int tti_once(struct bench_conn *c, char id[BENCH_ID_MAX], double *total, double *create)
 {
     double t0 = bench_now_ms(), first = 0;
-    if (sb_create(c, "{}", id) < 0)
+    if (bench_sandbox_create(c, "{}", id) < 0)
         return -1;
     double t1 = bench_now_ms();
     if (sb_echo_first_byte(c, id, &first) < 0)
@@ -381,7 +356,7 @@ static void *tti_worker_main(void *arg)
             failures_add(&t->fail[v], bench_error());
         }
         pthread_barrier_wait(&t->done);
-        if (w->id[0] != '\0' && sb_terminate(&w->conn[v], w->id) < 0 && !bench_stopping())
+        if (w->id[0] != '\0' && bench_sandbox_terminate(&w->conn[v], w->id) < 0 && !bench_stopping())
             failures_add(&t->fail[v], bench_error());
         w->id[0] = '\0';
         pthread_barrier_wait(&t->cleaned);
@@ -592,10 +567,10 @@ struct churn_worker {
 static int churn_once(struct bench_conn *c)
 {
     char id[BENCH_ID_MAX];
-    int rc = sb_create(c, "{}", id);
+    int rc = bench_sandbox_create(c, "{}", id);
     if (rc == 0)
         rc = sb_run(c, id, "{\"argv\":[\"echo\",\"ok\"]}", "ok\n");
-    if (id[0] != '\0' && sb_terminate(c, id) < 0)
+    if (id[0] != '\0' && bench_sandbox_terminate(c, id) < 0)
         rc = -1;
     return rc;
 }
@@ -841,7 +816,7 @@ static void *density_worker_main(void *arg)
         char *id = dn->ids[i];
         if (dn->step == D_CREATE) {
             double t0 = bench_now_ms();
-            if (sb_create(&w->conn, "{\"timeout\":3600}", id) < 0) {
+            if (bench_sandbox_create(&w->conn, "{\"timeout\":3600}", id) < 0) {
                 failures_add(&dn->fail[D_CREATE], bench_error());
                 id[0] = '\0';
             } else {
@@ -850,7 +825,8 @@ static void *density_worker_main(void *arg)
             if ((i + 1) % 100 == 0)
                 bench_progress("density: %zu/%zu created", i + 1, dn->n);
         } else if (id[0] != '\0') {
-            int rc = dn->step == D_RUN ? sb_run(&w->conn, id, "{\"argv\":[\"true\"]}", "") : sb_terminate(&w->conn, id);
+            int rc = dn->step == D_RUN ? sb_run(&w->conn, id, "{\"argv\":[\"true\"]}", "")
+                                       : bench_sandbox_terminate(&w->conn, id);
             if (rc < 0)
                 failures_add(&dn->fail[dn->step], bench_error());
         }
@@ -924,7 +900,7 @@ static int run_density(const char *skiffd, size_t n, unsigned conc, json_t *out)
     /* before: one sandbox made and ended, so that skiffd's one-time costs
      * (the host image, the store's first pages) are not counted per sandbox */
     char warm_id[BENCH_ID_MAX];
-    if (sb_create(&ctl, "{}", warm_id) < 0 || sb_terminate(&ctl, warm_id) < 0)
+    if (bench_sandbox_create(&ctl, "{}", warm_id) < 0 || bench_sandbox_terminate(&ctl, warm_id) < 0)
         failures_add(&dn.fail[D_CREATE], bench_error());
     sleep_ms(1000);
     struct bench_proc p_before = bench_proc_read(target.d.pid);

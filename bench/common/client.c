@@ -496,6 +496,31 @@ int bench_call_json(struct bench_conn *c, const char *method, const char *path, 
     return bench_call(c, method, path, "application/json", json, json ? strlen(json) : 0, want, r);
 }
 
+int bench_sandbox_create(struct bench_conn *c, const char *body, char id[BENCH_ID_MAX])
+{
+    struct bench_resp r;
+    id[0] = '\0';
+    if (bench_call_json(c, "POST", "/v1/sandboxes", body ? body : "{}", 201, &r) < 0)
+        return -1;
+    snprintf(id, BENCH_ID_MAX, "%s", bench_jstr(&r, "id"));
+    bool running = strcmp(bench_jstr(&r, "state"), "running") == 0;
+    bench_resp_free(&r);
+    if (id[0] == '\0' || !running)
+        return bench_fail("POST /v1/sandboxes: no id or not running");
+    return 0;
+}
+
+int bench_sandbox_terminate(struct bench_conn *c, const char *id)
+{
+    char path[160];
+    snprintf(path, sizeof(path), "/v1/sandboxes/%s/terminate", id);
+    struct bench_resp r;
+    if (bench_call_json(c, "POST", path, NULL, 200, &r) < 0)
+        return -1;
+    bench_resp_free(&r);
+    return 0;
+}
+
 const char *bench_jstr(const struct bench_resp *r, const char *key)
 {
     const char *v = r->json ? json_string_value(json_object_get(r->json, key)) : NULL;

@@ -99,6 +99,12 @@ int bench_call(struct bench_conn *c, const char *method, const char *path, const
 int bench_call_json(struct bench_conn *c, const char *method, const char *path, const char *json, int want,
                     struct bench_resp *r);
 
+/* bench_sandbox_create - POST /v1/sandboxes with `body` (NULL: "{}"); the
+ * new sandbox must answer 201 and run. Its id goes to id. */
+int bench_sandbox_create(struct bench_conn *c, const char *body, char id[BENCH_ID_MAX]);
+/* bench_sandbox_terminate - POST /v1/sandboxes/<id>/terminate (200). */
+int bench_sandbox_terminate(struct bench_conn *c, const char *id);
+
 /* bench_jstr - a string member of the answer's JSON object, or "". */
 const char *bench_jstr(const struct bench_resp *r, const char *key);
 /* bench_resp_error - the API error's message (or the raw body). */
