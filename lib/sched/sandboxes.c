@@ -3174,24 +3174,34 @@ struct sk_agent *sk_sched_agent(struct sk_sched *s, const char *sandbox_id, stru
 
 /* ---- public: execs --------------------------------------------------------------------- */
 
+/* exec_target - the running sandbox an exec is asked for: ENOENT when
+ * unknown, EALREADY when it has ended. */
+static int exec_target(struct sk_sched *s, const char *sandbox_id, struct sched_sandbox **out, struct sk_error *err)
+{
+    bool exists = false;
+    *out = sandbox_resolve(s, sandbox_id, &exists);
+    if (*out != NULL && !(*out)->ending)
+        return 0;
+    if (!exists)
+        return sk_error_setv(err, ENOENT, "sandbox '%s' not found", sandbox_id ? sandbox_id : "");
+    return sk_error_setv(err, EALREADY, "sandbox '%s' has ended", sandbox_id);
+}
+
 int sk_sched_exec_async(struct sk_sched *s, const char *sandbox_id, const struct sk_exec_req *req,
                         sk_sched_exec_start_cb cb, void *arg, struct sk_error *err)
 {
     if (s->freeing)
         return sk_error_setv(err, EBUSY, "the server is shutting down");
-    bool exists = false;
-    struct sched_sandbox *e = sandbox_resolve(s, sandbox_id, &exists);
-    if (e == NULL || e->ending) {
-        if (!exists)
-            return sk_error_setv(err, ENOENT, "sandbox '%s' not found", sandbox_id ? sandbox_id : "");
-        return sk_error_setv(err, EALREADY, "sandbox '%s' has ended", sandbox_id);
-    }
+    struct sched_sandbox *e = NULL;
+    int ret = exec_target(s, sandbox_id, &e, err);
+    if (ret < 0)
+        return ret;
     struct exec_pending *p = xcalloc(1, sizeof(*p));
     p->s = s;
     p->e = e;
     p->cb = cb;
     p->arg = arg;
-    int ret = exec_prepare(e, req, false, &p->xs, err);
+    ret = exec_prepare(e, req, false, &p->xs, err);
     if (ret < 0) {
         free(p);
         return ret;
@@ -3222,13 +3232,10 @@ int sk_sched_exec(struct sk_sched *s, const char *sandbox_id, const struct sk_ex
                   struct sk_error *err)
 {
     memset(out, 0, sizeof(*out));
-    bool exists = false;
-    struct sched_sandbox *e = sandbox_resolve(s, sandbox_id, &exists);
-    if (e == NULL || e->ending) {
-        if (!exists)
-            return sk_error_setv(err, ENOENT, "sandbox '%s' not found", sandbox_id ? sandbox_id : "");
-        return sk_error_setv(err, EALREADY, "sandbox '%s' has ended", sandbox_id);
-    }
+    struct sched_sandbox *e = NULL;
+    int ret = exec_target(s, sandbox_id, &e, err);
+    if (ret < 0)
+        return ret;
     return exec_start(e, req, false, out, err);
 }
 
