@@ -25,8 +25,9 @@
 
 struct pooled {
     struct sk_sandbox *sb;
-    dev_t img_dev;
+    dev_t img_dev; /* its image's top layer when it was made */
     ino_t img_ino;
+    char *layer; /* that layer's path */
     struct pooled *next;
 };
 
@@ -97,7 +98,7 @@ void sk_pool_key_format(const char *image, int64_t disk_bytes, enum sk_net_mode 
 
 /* image_identity - device and inode of the image's top layer now: a
  * pooled sandbox whose image was removed or replaced is not handed out. */
-static int image_identity(struct sk_pool *p, const char *image, dev_t *dev, ino_t *ino)
+static int image_identity(struct sk_pool *p, const char *image, dev_t *dev, ino_t *ino, char **layer)
 {
     struct sk_image img = {0};
     struct sk_error e = {0};
@@ -107,6 +108,8 @@ static int image_identity(struct sk_pool *p, const char *image, dev_t *dev, ino_
         if (stat(img.layers[img.n_layers - 1], &st) == 0) {
             *dev = st.st_dev;
             *ino = st.st_ino;
+            if (layer != NULL)
+                *layer = xstrdup(img.layers[img.n_layers - 1]);
         } else {
             ret = -errno;
         }
@@ -224,6 +227,7 @@ static void destroy_list(struct pooled *list)
     while (list != NULL) {
         struct pooled *next = list->next;
         sk_sandbox_free(list->sb);
+        free(list->layer);
         free(list);
         list = next;
     }
@@ -288,7 +292,7 @@ static void *refill_main(void *arg)
             ino_t inos[SK_POOL_KEYS_MAX];
             pthread_mutex_unlock(&p->mu);
             for (size_t i = 0; i < n; i++)
-                if (image_identity(p, p->keys[i].image, &devs[i], &inos[i]) < 0)
+                if (image_identity(p, p->keys[i].image, &devs[i], &inos[i], NULL) < 0)
                     devs[i] = 0, inos[i] = (ino_t)-1; /* gone: matches no sandbox */
             pthread_mutex_lock(&p->mu);
             for (size_t i = 0; i < n; i++)
@@ -337,7 +341,7 @@ static void *refill_main(void *arg)
             sk_sandbox_mark_cpu_baseline(sb);
             e = xcalloc(1, sizeof(*e));
             e->sb = sb;
-            if (image_identity(p, image, &e->img_dev, &e->img_ino) < 0) {
+            if (image_identity(p, image, &e->img_dev, &e->img_ino, &e->layer) < 0) {
                 ret = sk_error_setv(&err, ENOENT, "image '%s' is gone", image);
                 destroy_list(steal_pointer(&e));
             } else if (p->prepare != NULL && p->prepare(p->prepare_ctx, sb) < 0) {
@@ -494,10 +498,13 @@ int sk_pool_claim(struct sk_pool *p, const struct sk_sandbox_spec *spec, struct 
 
     /* Checked outside the lock: a dead sandbox or a changed image is
      * discarded (destroyed here: it is ours now) and the claim misses. */
+    /* One stat of the layer the sandbox was made from (the refill thread's
+     * check each second resolves the image afresh, symlinks included). */
+    struct stat lst;
     dev_t dev = 0;
-    ino_t ino = 0;
-    if (image_identity(p, image, &dev, &ino) < 0)
-        dev = 0, ino = (ino_t)-1; /* gone: matches no sandbox */
+    ino_t ino = (ino_t)-1; /* gone: matches no sandbox */
+    if (stat(e->layer, &lst) == 0)
+        dev = lst.st_dev, ino = lst.st_ino;
     bool usable = sk_sandbox_is_alive(e->sb) && dev == e->img_dev && ino == e->img_ino;
     if (!usable) {
         pthread_mutex_lock(&p->mu);
@@ -516,6 +523,7 @@ int sk_pool_claim(struct sk_pool *p, const struct sk_sandbox_spec *spec, struct 
         return 0;
     }
     struct sk_sandbox *sb = e->sb;
+    free(e->layer);
     free(e);
     ret = sk_sandbox_claim(sb, &spec->limits, spec->timeout_ms, err);
     pthread_mutex_lock(&p->mu);
