@@ -193,13 +193,7 @@ class ResumeTest(unittest.TestCase):
             sb.exec("sh", "-c", "echo 1 > /tmp/one").wait()
             first = next(w)
             self.assertEqual(first.paths, ["/tmp/one"])
-            # the write's own events (create, then modify) may arrive apart:
-            # take them all before the drop, so that nothing of it is left over
-            ev = first
-            while ev.kind != "modify":
-                ev = next(w)
-                self.assertEqual(ev.paths, ["/tmp/one"])
-            while w._pending:  # what arrived before the drop
+            while w._pending:  # what was parsed before the drop
                 next(w)
             w._st.abort()  # drop the connection
             kinds = []
@@ -209,7 +203,14 @@ class ResumeTest(unittest.TestCase):
                 if ev.paths == ["/tmp/two"] and ev.kind == "create":
                     break
             w.close()
-            self.assertEqual(kinds[0], ("overflow", ["/tmp"]))
+            # The reconnect reports an overflow (events may have been missed)
+            # before anything that happened after it. The write before the
+            # drop makes several events (create, modify, ...), and those the
+            # old connection had already received but not handed out may
+            # still come first.
+            self.assertIn(("overflow", ["/tmp"]), kinds)
+            at = kinds.index(("overflow", ["/tmp"]))
+            self.assertTrue(all(p == ["/tmp/one"] for _, p in kinds[:at]), kinds)
             self.assertEqual(kinds[-1], ("create", ["/tmp/two"]))
 
 
